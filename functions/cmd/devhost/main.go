@@ -1,0 +1,63 @@
+// Command devhost is the local function host: it serves every imgpipe
+// function on one port through functions-framework-go (each at its own path)
+// and wires the emulators to it as production is wired — the images topic's
+// push subscription to the CloudEvent function, the webhook queue, the bucket.
+// `make dev` runs it with the emulators' variables set.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/config"
+	"github.com/imgpipe/imgpipe/shared/localstack"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to serve the functions on")
+	flag.Parse()
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(*addr); err != nil {
+		logger.Error("devhost failed", "error", err.Error())
+		os.Exit(1)
+	}
+}
+
+func run(addr string) error {
+	ctx := context.Background()
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("config.Load: %w", err)
+	}
+	base, err := localstack.StartHost(ctx, addr)
+	if err != nil {
+		return err
+	}
+	w := localstack.Wiring{Config: cfg, HostURL: base, PushFunction: "probeEvent", Subscription: cfg.ImagesTopic + "-push", AckDeadline: 60 * time.Second}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := localstack.Wire(wctx, w); err != nil {
+		return fmt.Errorf("localstack.Wire: %w", err)
+	}
+	fmt.Printf(`
+imgpipe is running locally.
+  functions        %[1]s  (probeEvent, probeHTTP)
+  pubsub push      %[2]s
+  topic            %[3]s
+  bucket           %[4]s  (objects: %[5]s/download/storage/v1/b/%[4]s/o/NAME?alt=media)
+  webhook queue    %[6]s  (Cloud Tasks emulator at %[7]s)
+Ctrl-C stops everything.
+`, base, localstack.PushEndpoint(base, w.PushFunction, cfg.TopicName()), cfg.TopicName(), cfg.Bucket,
+		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	return nil
+}

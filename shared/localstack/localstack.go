@@ -1,0 +1,143 @@
+// Package localstack wires the local emulators the way production is wired
+// by Terraform: the images topic with a push subscription to the function
+// host, the output bucket, and the webhook queue. It also runs the function
+// host in-process for tests and for cmd/devhost. Nothing here runs in
+// production.
+package localstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/storage"
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/imgpipe/imgpipe/functions"
+	"github.com/imgpipe/imgpipe/shared/config"
+	"github.com/imgpipe/imgpipe/shared/tasks"
+)
+
+// Wiring names what a stack connects.
+type Wiring struct {
+	Config config.Config
+	// HostURL is the function host's base URL, e.g. http://127.0.0.1:8080.
+	HostURL string
+	// PushFunction is the CloudEvent function the images subscription pushes to.
+	PushFunction string
+	// Subscription is the push subscription's ID.
+	Subscription string
+	// AckDeadline bounds one push; above the slowest compression.
+	AckDeadline time.Duration
+}
+
+// Wire creates what is missing: topic, push subscription, bucket and queue.
+// Existing resources are left as they are, so Wire may run at every start.
+func Wire(ctx context.Context, w Wiring) error {
+	c := w.Config
+	ps, err := pubsub.NewClient(ctx, c.Project)
+	if err != nil {
+		return fmt.Errorf("pubsub.NewClient: %w", err)
+	}
+	defer ps.Close()
+	if _, err := ps.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: c.TopicName()}); ignoreExists(err) != nil {
+		return fmt.Errorf("pubsub.CreateTopic: %w", err)
+	}
+	sub := &pubsubpb.Subscription{
+		Name:               "projects/" + c.Project + "/subscriptions/" + w.Subscription,
+		Topic:              c.TopicName(),
+		PushConfig:         &pubsubpb.PushConfig{PushEndpoint: PushEndpoint(w.HostURL, w.PushFunction, c.TopicName())},
+		AckDeadlineSeconds: int32(w.AckDeadline / time.Second),
+	}
+	if _, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, sub); ignoreExists(err) != nil {
+		return fmt.Errorf("pubsub.CreateSubscription: %w", err)
+	}
+
+	gcs, err := storage.NewClient(ctx)
+	if err != nil {
+		return fmt.Errorf("storage.NewClient: %w", err)
+	}
+	defer gcs.Close()
+	if err := gcs.Bucket(c.Bucket).Create(ctx, c.Project, nil); err != nil && !bucketExists(err) {
+		return fmt.Errorf("storage.BucketHandle.Create: %w", err)
+	}
+
+	tc, err := tasks.NewClient(ctx, c.TasksEmulatorHost)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	q := &cloudtaskspb.Queue{Name: c.QueueName()}
+	parent := "projects/" + c.Project + "/locations/" + c.Location
+	if _, err := tc.CreateQueue(ctx, &cloudtaskspb.CreateQueueRequest{Parent: parent, Queue: q}); ignoreExists(err) != nil {
+		return fmt.Errorf("cloudtasks.CreateQueue: %w", err)
+	}
+	return nil
+}
+
+// PushEndpoint is the URL a local push subscription delivers to: the
+// function's push route followed by the topic, which functions-framework-go
+// reads into the event's source.
+func PushEndpoint(hostURL, function, topicName string) string {
+	return hostURL + functions.PushPath(function) + topicName
+}
+
+func ignoreExists(err error) error {
+	if status.Code(err) == codes.AlreadyExists {
+		return nil
+	}
+	return err
+}
+
+func bucketExists(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusConflict
+}
+
+// StartHost serves every registered function on addr ("127.0.0.1:0" picks a
+// free port) through functions-framework-go, FUNCTION_TARGET unset, and
+// returns the base URL once it accepts connections. The server runs until
+// the process exits: functions-framework-go offers no shutdown.
+func StartHost(ctx context.Context, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("net.SplitHostPort: %w", err)
+	}
+	if port == "0" {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("net.Listen: %w", err)
+		}
+		port = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	if err := functions.ServePushRoutes(ctx); err != nil {
+		return "", err
+	}
+	served := make(chan error, 1)
+	go func() { served <- funcframework.StartHostPort(host, port) }()
+	base := "http://" + net.JoinHostPort(host, port)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case err := <-served:
+			return "", fmt.Errorf("funcframework.StartHostPort: %w", err)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 200*time.Millisecond); err == nil {
+			c.Close()
+			return base, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "", errors.New("function host did not start listening within 10s")
+}
