@@ -52,8 +52,8 @@ func TestParseCSV(t *testing.T) {
 			want: []Product{{"S1", "Lamp", []string{"https://a.example/1.jpg"}}},
 		},
 		{
-			name: "missing trailing fields are empty",
-			in:   "Serial Number,Product Name,Input Image URLs\nS1,Lamp\n",
+			name:    "missing trailing fields are empty",
+			in:      "Serial Number,Product Name,Input Image URLs\nS1,Lamp\n",
 			wantErr: `invalid: 1 problem in the upload | line 2, column "Input Image URLs": has no URL`,
 		},
 		{name: "empty file", in: "", wantErr: "invalid: the CSV is empty: expected a header row with Serial Number, Product Name, Input Image URLs"},
