@@ -1,0 +1,259 @@
+// Package outbound is the only way imgpipe reaches a URL a user gave: image
+// fetches and webhooks. Its guard checks the address actually dialled (after
+// DNS, on every redirect), so a name that resolves to our metadata server or
+// a private network is refused however it is spelled.
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// Reason codes of fetch failures.
+const (
+	ReasonBlocked   = "blocked_address"
+	ReasonTooLarge  = "too_large"
+	ReasonTimeout   = "timeout"
+	ReasonRedirects = "too_many_redirects"
+	ReasonDNS       = "dns_not_found"
+	ReasonConnect   = "connection_failed"
+	ReasonScheme    = "unsupported_scheme"
+)
+
+// Guard decides which addresses may be dialled.
+type Guard struct {
+	// AllowLoopback admits 127.0.0.0/8 and ::1: for the local stack only
+	// (IMGPIPE_ALLOW_LOOPBACK=1, set by make dev/test/demo). Off by default.
+	AllowLoopback bool
+	// Ports allowed; empty means 80 and 443 (and any port when AllowLoopback
+	// is on and the address is loopback).
+	Ports []int
+}
+
+var blockedPrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",          // "this network"
+		"100.64.0.0/10",      // carrier-grade NAT
+		"192.0.0.0/24",       // IETF protocol assignments
+		"192.0.2.0/24",       // documentation
+		"198.18.0.0/15",      // benchmarking
+		"198.51.100.0/24",    // documentation
+		"203.0.113.0/24",     // documentation
+		"240.0.0.0/4",        // reserved, and broadcast
+		"64:ff9b::/96",       // NAT64 (embeds IPv4)
+		"64:ff9b:1::/48",     // local-use NAT64
+		"2002::/16",          // 6to4 (embeds IPv4)
+		"2001::/32",          // Teredo (embeds IPv4)
+		"2001:db8::/32",      // documentation
+		"100::/64",           // discard-only
+		"fec0::/10",          // deprecated site-local
+		"::/128",             // unspecified
+		"::ffff:0:0/96",      // IPv4-mapped: checked unmapped, never dialled mapped
+		"::/96",              // IPv4-compatible (deprecated)
+		"fd00:ec2::254/128",  // cloud metadata over IPv6
+		"169.254.169.254/32", // metadata (also link-local)
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// blockedHosts are refused by name before any lookup.
+var blockedHosts = map[string]bool{
+	"metadata.google.internal": true,
+	"metadata.google":          true,
+	"metadata":                 true,
+	"metadata.goog":            true,
+}
+
+// CheckAddr refuses an address we must never dial.
+func (g Guard) CheckAddr(ip netip.Addr, port int) error {
+	ip = ip.Unmap()
+	loop := ip.IsLoopback()
+	switch {
+	case loop && g.AllowLoopback:
+		return nil
+	case loop, ip.IsPrivate(), ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(),
+		ip.IsMulticast(), ip.IsUnspecified():
+		return fault.New(fault.Permanent, ReasonBlocked, "address %s is not a public address", ip)
+	}
+	for _, p := range blockedPrefixes {
+		if p.Contains(ip) {
+			return fault.New(fault.Permanent, ReasonBlocked, "address %s is in the reserved range %s", ip, p)
+		}
+	}
+	ports := g.Ports
+	if len(ports) == 0 {
+		ports = []int{80, 443}
+	}
+	for _, p := range ports {
+		if p == port {
+			return nil
+		}
+	}
+	return fault.New(fault.Permanent, ReasonBlocked, "port %d is not allowed (allowed: %v)", port, ports)
+}
+
+// CheckURL refuses schemes other than http(s) and blocked host names; the
+// address itself is checked when dialled.
+func (g Guard) CheckURL(u *url.URL) error {
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fault.New(fault.Permanent, ReasonScheme, "scheme %q is not allowed (http, https are)", u.Scheme)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if blockedHosts[host] {
+		return fault.New(fault.Permanent, ReasonBlocked, "host %q is not allowed", u.Hostname())
+	}
+	return nil
+}
+
+// control runs after DNS resolution, just before connect.
+func (g Guard) control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fault.New(fault.Permanent, ReasonBlocked, "cannot parse dialled address %q", address)
+	}
+	return g.CheckAddr(ap.Addr(), int(ap.Port()))
+}
+
+// Options configure a Client.
+type Options struct {
+	Guard        Guard
+	Timeout      time.Duration // whole request, body included
+	MaxRedirects int
+	UserAgent    string
+}
+
+// Client fetches user URLs through the guard.
+type Client struct {
+	hc   *http.Client
+	opts Options
+}
+
+// NewClient builds a Client; no proxy is used (a proxy would dial for us,
+// past the guard).
+func NewClient(o Options) *Client {
+	if o.Timeout == 0 {
+		o.Timeout = 20 * time.Second
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "imgpipe/1 (+https://github.com/imgpipe/imgpipe)"
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: o.Guard.control}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       60 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: o.Timeout,
+	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   o.Timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > o.MaxRedirects {
+				return fault.New(fault.Permanent, ReasonRedirects, "more than %d redirects", o.MaxRedirects)
+			}
+			return o.Guard.CheckURL(req.URL)
+		},
+	}
+	return &Client{hc: hc, opts: o}
+}
+
+// HTTPClient exposes the guarded client (for webhooks).
+func (c *Client) HTTPClient() *http.Client { return c.hc }
+
+// Fetch GETs rawURL and returns at most maxBytes of body; more is a
+// permanent too_large failure, detected while streaming.
+func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]byte, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fault.New(fault.Permanent, "invalid_url", "invalid URL: %v", err)
+	}
+	if err := c.opts.Guard.CheckURL(u); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fault.New(fault.Permanent, "invalid_url", "invalid URL: %v", err)
+	}
+	req.Header.Set("User-Agent", c.opts.UserAgent)
+	req.Header.Set("Accept", "image/jpeg,image/png,image/webp,image/gif;q=0.9,*/*;q=0.1")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		reason := "http_" + strconv.Itoa(resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
+			return nil, fault.New(fault.Transient, reason, "the image server answered %s", resp.Status)
+		}
+		return nil, fault.New(fault.Permanent, reason, "the image server answered %s", resp.Status)
+	}
+	if resp.ContentLength > maxBytes {
+		return nil, fault.New(fault.Permanent, ReasonTooLarge, "the image is %d bytes, more than %d", resp.ContentLength, maxBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		return nil, classify(err)
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, fault.New(fault.Permanent, ReasonTooLarge, "the image is more than %d bytes", maxBytes)
+	}
+	return body, nil
+}
+
+// classify turns a transport error into a fault with a reason.
+func classify(err error) error {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return fault.Wrap(fault.Transient, ReasonTimeout, err, "the image server did not answer in time")
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fault.Wrap(fault.Permanent, ReasonDNS, err, "the host %q does not exist", dnsErr.Name)
+	case errors.Is(err, context.Canceled):
+		return fault.Wrap(fault.Transient, "canceled", err, "the fetch was canceled")
+	default:
+		return fault.Wrap(fault.Transient, ReasonConnect, err, "fetching the image failed")
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Redact hides a URL's query and credentials for display.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED"
+	}
+	return fmt.Sprint(u)
+}

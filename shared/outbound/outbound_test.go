@@ -1,0 +1,108 @@
+package outbound
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+func TestGuardRefuses(t *testing.T) {
+	g := Guard{}
+	for _, s := range []string{
+		"127.0.0.1", "0.0.0.0", "::1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1",
+		"169.254.169.254", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "fd00::1", "fe80::1",
+		"224.0.0.1", "255.255.255.255", "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "fd00:ec2::254",
+	} {
+		err := g.CheckAddr(netip.MustParseAddr(s), 80)
+		if fault.ReasonOf(err) != ReasonBlocked {
+			t.Errorf("%s: %v, want %s", s, err, ReasonBlocked)
+		}
+	}
+	if err := g.CheckAddr(netip.MustParseAddr("8.8.8.8"), 443); err != nil {
+		t.Errorf("public address refused: %v", err)
+	}
+	if err := g.CheckAddr(netip.MustParseAddr("8.8.8.8"), 22); fault.ReasonOf(err) != ReasonBlocked {
+		t.Errorf("port 22 allowed: %v", err)
+	}
+	if err := (Guard{AllowLoopback: true}).CheckAddr(netip.MustParseAddr("127.0.0.1"), 8090); err != nil {
+		t.Errorf("loopback refused with AllowLoopback: %v", err)
+	}
+	if err := (Guard{AllowLoopback: true}).CheckAddr(netip.MustParseAddr("10.0.0.1"), 80); err == nil {
+		t.Error("AllowLoopback admitted a private address")
+	}
+}
+
+func TestFetchRefusesAtConnectTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret")) }))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":"):]
+	c := NewClient(Options{Guard: Guard{}, Timeout: 2 * time.Second})
+	for _, u := range []string{
+		srv.URL,                         // 127.0.0.1
+		"http://localhost" + port + "/", // a name that resolves to loopback
+		"http://[::1]" + port + "/",
+		"http://metadata.google.internal/computeMetadata/v1/",
+		"ftp://example.com/x.jpg",
+	} {
+		_, err := c.Fetch(context.Background(), u, 1<<20)
+		if r := fault.ReasonOf(err); r != ReasonBlocked && r != ReasonScheme {
+			t.Errorf("%s: %v (reason %s), want refused", u, err, r)
+		}
+	}
+}
+
+func TestFetch(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("0123456789")) })
+	mux.HandleFunc("/404", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	mux.HandleFunc("/503", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 100)) })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
+	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/loop", http.StatusFound) })
+	mux.HandleFunc("/to-metadata", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://169.254.169.254/computeMetadata/v1/", http.StatusFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := NewClient(Options{Guard: Guard{AllowLoopback: true}, Timeout: 500 * time.Millisecond, MaxRedirects: 5})
+	tests := []struct {
+		path   string
+		body   string
+		reason string
+		kind   fault.Kind
+	}{
+		{"/ok", "0123456789", "", ""},
+		{"/redirect", "0123456789", "", ""},
+		{"/404", "", "http_404", fault.Permanent},
+		{"/503", "", "http_503", fault.Transient},
+		{"/hang", "", ReasonTimeout, fault.Transient},
+		{"/big", "", ReasonTooLarge, fault.Permanent},
+		{"/loop", "", ReasonRedirects, fault.Permanent},
+		{"/to-metadata", "", ReasonBlocked, fault.Permanent},
+	}
+	for _, tt := range tests {
+		b, err := c.Fetch(context.Background(), srv.URL+tt.path, 50)
+		if tt.reason == "" {
+			if err != nil || string(b) != tt.body {
+				t.Errorf("%s: %q, %v", tt.path, b, err)
+			}
+			continue
+		}
+		if fault.ReasonOf(err) != tt.reason || fault.KindOf(err) != tt.kind {
+			t.Errorf("%s: %v (reason %s kind %s), want %s %s", tt.path, err, fault.ReasonOf(err), fault.KindOf(err), tt.kind, tt.reason)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := Redact("https://u:p@hooks.example/x?token=abc"); got != "https://hooks.example/x?REDACTED" {
+		t.Errorf("Redact = %s", got)
+	}
+}
