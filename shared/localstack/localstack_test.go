@@ -2,8 +2,6 @@ package localstack_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/imgpipe/imgpipe/shared/config"
+	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/localstack"
 	"github.com/imgpipe/imgpipe/shared/store"
 	"github.com/imgpipe/imgpipe/shared/tasks"
@@ -35,27 +34,10 @@ var (
 	hostURL string
 )
 
-func suffix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func suffix() string { return emulatortest.Suffix() }
 
 func TestMain(m *testing.M) {
-	missing := []string{}
-	for _, v := range []string{"PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "CLOUDTASKS_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"} {
-		if os.Getenv(v) == "" {
-			missing = append(missing, v)
-		}
-	}
-	if len(missing) > 0 {
-		if os.Getenv("IMGPIPE_REQUIRE_EMULATORS") == "1" {
-			fmt.Fprintf(os.Stderr, "emulators required but %s unset: run make test\n", strings.Join(missing, ", "))
-			os.Exit(1)
-		}
-		fmt.Fprintf(os.Stderr, "skipping localstack tests: %s unset (make test starts the emulators)\n", strings.Join(missing, ", "))
-		os.Exit(0)
-	}
+	emulatortest.Require("localstack", emulatortest.All...)
 	// Names of our own, so a test run never meets another's data.
 	s := suffix()
 	os.Setenv("IMGPIPE_BUCKET", "imgpipe-test-"+s)

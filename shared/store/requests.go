@@ -1,0 +1,406 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// Firestore layout of one request (a document holds at most 1 MiB, so a
+// 100k-row request is spread out):
+//
+//	requests/{id}                     Request: totals, options, chunk index, final status
+//	requests/{id}/chunks/{start}      up to ~1000 products each, in input order
+//	requests/{id}/shards/{s}          counter shard: expected, processed, failed
+//	requests/{id}/images/{p-u}        an image's terminal result, created exactly once
+//	requests/{id}/events/completed    the completion, created exactly once
+//
+// An image counts when its result document is created in the same atomic
+// commit as its shard's increment; a second delivery finds the document and
+// changes nothing. Images of one request spread over up to MaxShards shards,
+// so no document takes more than its share of writes.
+const (
+	colRequests = "requests"
+	colChunks   = "chunks"
+	colShards   = "shards"
+	colImages   = "images"
+	colEvents   = "events"
+	docComplete = "completed"
+
+	// MaxShards bounds the counter shards of one request.
+	MaxShards = 64
+	// imagesPerShard aims at about this many images a shard.
+	imagesPerShard = 100
+	chunkMaxProducts = 1000
+	chunkMaxBytes    = 512 << 10
+)
+
+// Request is a request's top document.
+type Request struct {
+	ID           string       `firestore:"id"`
+	Status       batch.Status `firestore:"status"` // PENDING until the completion sets COMPLETED or FAILED
+	TotalImages  int          `firestore:"totalImages"`
+	ProductCount int          `firestore:"productCount"`
+	Shards       int          `firestore:"shards"`
+	ChunkStarts  []int        `firestore:"chunkStarts"`
+	Quality      int          `firestore:"quality"`
+	WebhookURL   string       `firestore:"webhookUrl,omitempty"`
+	Owner        string       `firestore:"owner,omitempty"`
+	CreatedAt    time.Time    `firestore:"createdAt"`
+	CompletedAt  time.Time    `firestore:"completedAt,omitempty"`
+	Processed    int          `firestore:"processedImages"` // final, set at completion
+	Failed       int          `firestore:"failedImages"`
+}
+
+type chunk struct {
+	Start    int             `firestore:"start"`
+	Products []batch.Product `firestore:"products"`
+}
+
+type shard struct {
+	Expected  int       `firestore:"expected"`
+	Processed int       `firestore:"processed"`
+	Failed    int       `firestore:"failed"`
+	UpdatedAt time.Time `firestore:"updatedAt"`
+}
+
+// Completion is the request's completion record.
+type Completion struct {
+	Status    batch.Status `firestore:"status"`
+	At        time.Time    `firestore:"at"`
+	HookFired bool         `firestore:"hookFired"`
+	HookCalls int          `firestore:"hookCalls"`
+}
+
+// ShardCount is how many counter shards a request of total images gets.
+func ShardCount(total int) int {
+	n := (total + imagesPerShard - 1) / imagesPerShard
+	return max(1, min(MaxShards, n))
+}
+
+// ShardOf is the shard an image counts in.
+func ShardOf(r batch.ImageRef, productFirstImage []int, shards int) int {
+	return (productFirstImage[r.Product] + r.URL) % shards
+}
+
+// FirstImageIndex returns, per product, the running index of its first image.
+func FirstImageIndex(products []batch.Product) []int {
+	out := make([]int, len(products))
+	n := 0
+	for i, p := range products {
+		out[i] = n
+		n += len(p.InputURLs)
+	}
+	return out
+}
+
+func chunkID(start int) string { return fmt.Sprintf("%08d", start) }
+func shardID(s int) string     { return strconv.Itoa(s) }
+
+func (s *Store) req(id string) *firestore.DocumentRef { return s.fs.Collection(colRequests).Doc(id) }
+
+// CreateRequest records a request and its products before any image is
+// published: chunks and shards first, the request document last, so a
+// request that exists is complete.
+func (s *Store) CreateRequest(ctx context.Context, r Request, products []batch.Product) (Request, error) {
+	r.ProductCount = len(products)
+	r.Shards = ShardCount(r.TotalImages)
+	r.Status = batch.Pending
+	ref := s.req(r.ID)
+
+	// Chunks: bounded in count and bytes.
+	var chunks []chunk
+	size := 0
+	for i, p := range products {
+		ps := len(p.SerialNumber) + len(p.ProductName) + 64
+		for _, u := range p.InputURLs {
+			ps += len(u) + 8
+		}
+		if len(chunks) == 0 || len(chunks[len(chunks)-1].Products) >= chunkMaxProducts || size+ps > chunkMaxBytes {
+			chunks = append(chunks, chunk{Start: i})
+			size = 0
+		}
+		c := &chunks[len(chunks)-1]
+		c.Products = append(c.Products, p)
+		size += ps
+	}
+	r.ChunkStarts = make([]int, len(chunks))
+	for i, c := range chunks {
+		r.ChunkStarts[i] = c.Start
+	}
+	expected := make([]int, r.Shards)
+	first := FirstImageIndex(products)
+	for pi, p := range products {
+		for ui := range p.InputURLs {
+			expected[ShardOf(batch.ImageRef{Product: pi, URL: ui}, first, r.Shards)]++
+		}
+	}
+
+	bw := s.fs.BulkWriter(ctx)
+	var jobs []*firestore.BulkWriterJob
+	for _, c := range chunks {
+		j, err := bw.Set(ref.Collection(colChunks).Doc(chunkID(c.Start)), c)
+		if err != nil {
+			bw.End()
+			return r, fmt.Errorf("firestore.BulkWriter.Set: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	now := time.Now().UTC()
+	for i, e := range expected {
+		j, err := bw.Set(ref.Collection(colShards).Doc(shardID(i)), shard{Expected: e, UpdatedAt: now})
+		if err != nil {
+			bw.End()
+			return r, fmt.Errorf("firestore.BulkWriter.Set: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	bw.End()
+	for _, j := range jobs {
+		if _, err := j.Results(); err != nil {
+			return r, fault.Wrap(fault.Transient, "", err, "storing the request's products")
+		}
+	}
+	r.CreatedAt = now
+	if _, err := ref.Create(ctx, r); err != nil {
+		return r, fault.Wrap(fault.Transient, "", err, "storing the request")
+	}
+	return r, nil
+}
+
+// GetRequest reads a request's top document.
+func (s *Store) GetRequest(ctx context.Context, id string) (Request, error) {
+	snap, err := s.req(id).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
+	}
+	if err != nil {
+		return Request{}, fault.Wrap(fault.Transient, "", err, "reading request %s", id)
+	}
+	var r Request
+	if err := snap.DataTo(&r); err != nil {
+		return Request{}, fmt.Errorf("firestore.DataTo: %w", err)
+	}
+	return r, nil
+}
+
+// Products returns products [from, to) of a request, in input order.
+func (s *Store) Products(ctx context.Context, r Request, from, to int) ([]batch.Product, error) {
+	to = min(to, r.ProductCount)
+	if from >= to {
+		return nil, nil
+	}
+	// Chunks that overlap [from, to).
+	lo := sort.Search(len(r.ChunkStarts), func(i int) bool { return r.ChunkStarts[i] > from }) - 1
+	var refs []*firestore.DocumentRef
+	for i := max(lo, 0); i < len(r.ChunkStarts) && r.ChunkStarts[i] < to; i++ {
+		refs = append(refs, s.req(r.ID).Collection(colChunks).Doc(chunkID(r.ChunkStarts[i])))
+	}
+	snaps, err := s.fs.GetAll(ctx, refs)
+	if err != nil {
+		return nil, fault.Wrap(fault.Transient, "", err, "reading products of %s", r.ID)
+	}
+	var out []batch.Product
+	for _, sn := range snaps {
+		var c chunk
+		if err := sn.DataTo(&c); err != nil {
+			return nil, fmt.Errorf("firestore.DataTo: %w", err)
+		}
+		for i, p := range c.Products {
+			if idx := c.Start + i; idx >= from && idx < to {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Results returns the terminal results of the images of products [from, to)
+// (first is the product index of products[0]); absent images are pending.
+func (s *Store) Results(ctx context.Context, id string, first int, products []batch.Product) (map[batch.ImageRef]batch.ImageResult, error) {
+	var refs []*firestore.DocumentRef
+	var keys []batch.ImageRef
+	for i, p := range products {
+		for u := range p.InputURLs {
+			k := batch.ImageRef{Product: first + i, URL: u}
+			keys = append(keys, k)
+			refs = append(refs, s.req(id).Collection(colImages).Doc(k.ID()))
+		}
+	}
+	out := map[batch.ImageRef]batch.ImageResult{}
+	for lo := 0; lo < len(refs); lo += 500 {
+		hi := min(lo+500, len(refs))
+		snaps, err := s.fs.GetAll(ctx, refs[lo:hi])
+		if err != nil {
+			return nil, fault.Wrap(fault.Transient, "", err, "reading image results of %s", id)
+		}
+		for i, sn := range snaps {
+			if !sn.Exists() {
+				continue
+			}
+			var r batch.ImageResult
+			if err := sn.DataTo(&r); err != nil {
+				return nil, fmt.Errorf("firestore.DataTo: %w", err)
+			}
+			out[keys[lo+i]] = r
+		}
+	}
+	return out, nil
+}
+
+// ImageResult reads one image's result; found is false while it is pending.
+func (s *Store) ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error) {
+	snap, err := s.req(id).Collection(colImages).Doc(ref.ID()).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return batch.ImageResult{}, false, nil
+	}
+	if err != nil {
+		return batch.ImageResult{}, false, fault.Wrap(fault.Transient, "", err, "reading image %s of %s", ref.ID(), id)
+	}
+	var r batch.ImageResult
+	if err := snap.DataTo(&r); err != nil {
+		return r, false, fmt.Errorf("firestore.DataTo: %w", err)
+	}
+	return r, true, nil
+}
+
+// FinishImage records an image's terminal result and counts it, atomically
+// and once: it reports first=false, changing nothing, when the image was
+// already recorded (a duplicate or concurrent delivery).
+func (s *Store) FinishImage(ctx context.Context, id string, ref batch.ImageRef, shardIdx int, res batch.ImageResult) (first bool, err error) {
+	counter := "processed"
+	if res.State == batch.ImageFailed {
+		counter = "failed"
+	}
+	imgRef := s.req(id).Collection(colImages).Doc(ref.ID())
+	shRef := s.req(id).Collection(colShards).Doc(shardID(shardIdx))
+	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := tx.Create(imgRef, res); err != nil {
+			return err
+		}
+		return tx.Update(shRef, []firestore.Update{
+			{Path: counter, Value: firestore.Increment(1)},
+			{Path: "updatedAt", Value: firestore.ServerTimestamp},
+		})
+	})
+	switch status.Code(err) {
+	case codes.OK:
+		return true, nil
+	case codes.AlreadyExists:
+		return false, nil
+	default:
+		return false, fault.Wrap(fault.Transient, "store_unavailable", err, "recording image %s of %s", ref.ID(), id)
+	}
+}
+
+// ShardFinished reports whether every image of one shard is terminal.
+func (s *Store) ShardFinished(ctx context.Context, id string, shardIdx int) (bool, error) {
+	snap, err := s.req(id).Collection(colShards).Doc(shardID(shardIdx)).Get(ctx)
+	if err != nil {
+		return false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading shard %d of %s", shardIdx, id)
+	}
+	var sh shard
+	if err := snap.DataTo(&sh); err != nil {
+		return false, fmt.Errorf("firestore.DataTo: %w", err)
+	}
+	return sh.Processed+sh.Failed >= sh.Expected, nil
+}
+
+// Counts sums the shards; updated is the latest shard update.
+func (s *Store) Counts(ctx context.Context, r Request) (c batch.Counts, updated time.Time, err error) {
+	c.Total = r.TotalImages
+	refs := make([]*firestore.DocumentRef, r.Shards)
+	for i := range refs {
+		refs[i] = s.req(r.ID).Collection(colShards).Doc(shardID(i))
+	}
+	snaps, err := s.fs.GetAll(ctx, refs)
+	if err != nil {
+		return c, updated, fault.Wrap(fault.Transient, "store_unavailable", err, "reading counters of %s", r.ID)
+	}
+	for _, sn := range snaps {
+		var sh shard
+		if err := sn.DataTo(&sh); err != nil {
+			return c, updated, fmt.Errorf("firestore.DataTo: %w", err)
+		}
+		c.Processed += sh.Processed
+		c.Failed += sh.Failed
+		if sh.UpdatedAt.After(updated) {
+			updated = sh.UpdatedAt
+		}
+	}
+	return c, updated, nil
+}
+
+// Complete records the request's completion once. won is true for the one
+// call that created it; hookPending is true while the completion hook has
+// not been confirmed fired (the winner fires it; a redelivery after a crash
+// fires it again, idempotently).
+func (s *Store) Complete(ctx context.Context, r Request, c batch.Counts) (won, hookPending bool, err error) {
+	st := batch.StatusOf(c)
+	now := time.Now().UTC()
+	evRef := s.req(r.ID).Collection(colEvents).Doc(docComplete)
+	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+		if err := tx.Create(evRef, Completion{Status: st, At: now}); err != nil {
+			return err
+		}
+		return tx.Update(s.req(r.ID), []firestore.Update{
+			{Path: "status", Value: st},
+			{Path: "completedAt", Value: now},
+			{Path: "processedImages", Value: c.Processed},
+			{Path: "failedImages", Value: c.Failed},
+		})
+	})
+	switch status.Code(err) {
+	case codes.OK:
+		return true, true, nil
+	case codes.AlreadyExists:
+		snap, err := evRef.Get(ctx)
+		if err != nil {
+			return false, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading completion of %s", r.ID)
+		}
+		var comp Completion
+		if err := snap.DataTo(&comp); err != nil {
+			return false, false, fmt.Errorf("firestore.DataTo: %w", err)
+		}
+		return false, !comp.HookFired, nil
+	default:
+		return false, false, fault.Wrap(fault.Transient, "store_unavailable", err, "recording completion of %s", r.ID)
+	}
+}
+
+// HookFired marks the completion hook as done and counts the call.
+func (s *Store) HookFired(ctx context.Context, id string) error {
+	_, err := s.req(id).Collection(colEvents).Doc(docComplete).Update(ctx, []firestore.Update{
+		{Path: "hookFired", Value: true},
+		{Path: "hookCalls", Value: firestore.Increment(1)},
+	})
+	if err != nil {
+		return fault.Wrap(fault.Transient, "store_unavailable", err, "marking the completion hook of %s", id)
+	}
+	return nil
+}
+
+// GetCompletion reads the completion record; found is false before it.
+func (s *Store) GetCompletion(ctx context.Context, id string) (Completion, bool, error) {
+	snap, err := s.req(id).Collection(colEvents).Doc(docComplete).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return Completion{}, false, nil
+	}
+	if err != nil {
+		return Completion{}, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading completion of %s", id)
+	}
+	var c Completion
+	if err := snap.DataTo(&c); err != nil {
+		return c, false, fmt.Errorf("firestore.DataTo: %w", err)
+	}
+	return c, true, nil
+}
