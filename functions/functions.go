@@ -1,51 +1,123 @@
 // Package functions is imgpipe's edge: every Cloud Function entry point,
 // registered with functions-framework-go in init(). Handlers decode the
-// request, call shared/ and map errors; they hold no business logic.
+// request, call shared/pipeline and map errors (fault kinds) to HTTP status
+// or to ack-or-retry; they hold no business logic.
 //
 // Every function ships in every deployment (the buildpack builds the root
-// package, which imports this one), so cloud clients are created lazily, once
-// per instance, by the first call that needs them.
+// package, which imports this one), so cloud clients are created lazily,
+// once per instance, by the first call that needs them.
 package functions
 
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/blob"
+	"github.com/imgpipe/imgpipe/shared/cloudlog"
 	"github.com/imgpipe/imgpipe/shared/config"
+	"github.com/imgpipe/imgpipe/shared/imagework"
+	"github.com/imgpipe/imgpipe/shared/outbound"
+	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/queue"
 	"github.com/imgpipe/imgpipe/shared/store"
 )
 
-// deps holds the clients shared by every invocation on this instance.
+// Entry point names, as Terraform deploys them.
+const (
+	FnAPI        = "api"           // HTTP: /api/upload, /api/status/{id}, /api/report/{id}
+	FnCompress   = "compressImage" // CloudEvent: one image message
+	FnDeadLetter = "deadLetter"    // CloudEvent: an image message that exhausted its deliveries
+)
+
+func init() {
+	functions.HTTP(FnAPI, api)
+	functions.CloudEvent(FnCompress, compressImage)
+	functions.CloudEvent(FnDeadLetter, deadLetter)
+}
+
+var logger = cloudlog.New(os.Stderr)
+
+// deps are the clients and settings shared by every call on this instance.
 type deps struct {
-	cfg   config.Config
-	store *store.Store
+	cfg    config.Config
+	limits batch.Limits
+	svc    *pipeline.Service
 }
 
 var loadDeps = sync.OnceValues(func() (*deps, error) {
+	ctx := context.Background()
 	cfg, err := config.Load()
 	if err != nil {
 		return nil, fmt.Errorf("config.Load: %w", err)
 	}
-	st, err := store.Open(context.Background(), cfg.Project)
+	st, err := store.Open(ctx, cfg.Project)
 	if err != nil {
 		return nil, err
 	}
-	return &deps{cfg: cfg, store: st}, nil
+	pub, err := queue.NewPublisher(ctx, cfg.Project, cfg.ImagesTopic)
+	if err != nil {
+		return nil, err
+	}
+	bkt, err := blob.Open(ctx, cfg.Bucket, cfg.OutputURLs, cfg.SignedURLTTL)
+	if err != nil {
+		return nil, err
+	}
+	svc := &pipeline.Service{
+		Store:     st,
+		Publisher: pub,
+		Bucket:    bkt,
+		Fetcher: outbound.NewClient(outbound.Options{
+			Guard:        outbound.Guard{AllowLoopback: cfg.AllowLoopback},
+			Timeout:      cfg.FetchTimeout,
+			MaxRedirects: 5,
+		}),
+		Hook:                logHook{},
+		Log:                 logger,
+		MaxImageBytes:       cfg.MaxImageBytes,
+		ImageLimits:         imagework.Limits{MaxPixels: cfg.MaxPixels, MaxDimension: cfg.MaxDimension},
+		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
+		HookGrace:           time.Minute,
+	}
+	svc.SetConcurrency(cfg.CompressConcurrency)
+	limits := batch.Limits{
+		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
+		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
+	}
+	return &deps{cfg: cfg, limits: limits, svc: svc}, nil
 })
 
-// pushTargets lists the Pub/Sub-triggered functions by name.
-var pushTargets = map[string]func(context.Context, event.Event) error{}
+// logHook is the completion hook until webhooks land: it logs.
+type logHook struct{}
 
-// ServePushRoutes registers every Pub/Sub-triggered function a second time at
-// /NAME/ (a subtree), so that a local push subscription can use the endpoint
-// /NAME/projects/P/topics/T: functions-framework-go reads the topic of a raw
-// push from that path. In production Eventarc sends a CloudEvent and this is
-// not needed. Call it once, before funcframework.Start.
-func ServePushRoutes(ctx context.Context) error {
+func (logHook) RequestFinished(ctx context.Context, r store.Request, c batch.Counts) error {
+	logger.Info("completion hook", "requestId", r.ID, "status", r.Status, "processed", c.Processed, "failed", c.Failed)
+	return nil
+}
+
+// pushTargets lists the Pub/Sub-triggered functions by name.
+var pushTargets = map[string]func(context.Context, event.Event) error{
+	FnCompress:   compressImage,
+	FnDeadLetter: deadLetter,
+}
+
+// RegisterLocalRoutes is for a local host serving every function with
+// FUNCTION_TARGET unset, where functions-framework-go serves each function
+// at its exact path only. It adds the subtrees production gives for free:
+// /api/… for the API, and /NAME/projects/P/topics/T for each Pub/Sub
+// function, the push path from which functions-framework-go reads the
+// topic. Call it once, before funcframework.Start.
+func RegisterLocalRoutes(ctx context.Context) error {
+	if err := funcframework.RegisterHTTPFunctionContext(ctx, "/api/", api); err != nil {
+		return fmt.Errorf("funcframework.RegisterHTTPFunctionContext: %w", err)
+	}
 	for name, fn := range pushTargets {
 		if err := funcframework.RegisterCloudEventFunctionContext(ctx, PushPath(name), fn); err != nil {
 			return fmt.Errorf("funcframework.RegisterCloudEventFunctionContext: %w", err)
@@ -56,3 +128,4 @@ func ServePushRoutes(ctx context.Context) error {
 
 // PushPath is the local path prefix for pushes to the named function.
 func PushPath(name string) string { return "/" + name + "/" }
+

@@ -1,6 +1,6 @@
 // Package config loads imgpipe's settings from the environment. Every
-// variable the product reads is listed here, once; Load reports every
-// problem at once rather than the first.
+// variable the product reads is listed here, once, with its default; Load
+// reports every problem at once rather than the first.
 package config
 
 import (
@@ -8,33 +8,68 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
+	"strconv"
+	"time"
 )
 
 // Config is the whole product's configuration.
 type Config struct {
-	// Project is the Google Cloud project (GOOGLE_CLOUD_PROJECT).
-	Project string
-	// Location is the region of the Cloud Tasks queue (IMGPIPE_LOCATION).
-	Location string
-	// Bucket receives the compressed images (IMGPIPE_BUCKET).
-	Bucket string
-	// ImagesTopic is the Pub/Sub topic ID with one message per image (IMGPIPE_IMAGES_TOPIC).
-	ImagesTopic string
-	// WebhookQueue is the Cloud Tasks queue ID for webhook deliveries (IMGPIPE_WEBHOOK_QUEUE).
-	WebhookQueue string
-	// TasksEmulatorHost is the host:port of a Cloud Tasks emulator; empty in
-	// production (CLOUDTASKS_EMULATOR_HOST).
-	TasksEmulatorHost string
+	Project           string // GCP project
+	Location          string // region of the queue
+	Bucket            string // output bucket
+	ImagesTopic       string // one message per image
+	DeadLetterTopic   string // poison image messages
+	WebhookQueue      string // Cloud Tasks queue for webhooks
+	TasksEmulatorHost string // local only
+	PublicURL         string // base URL of the API as users see it; derived from requests when empty
+	OutputURLs        string // auto | public | signed
+	SignedURLTTL      time.Duration
+
+	AllowLoopback       bool // local stack only: fetch from 127.0.0.1
+	FetchTimeout        time.Duration
+	MaxImageBytes       int64
+	MaxPixels           int64
+	MaxDimension        int
+	CompressConcurrency int
+	MaxDeliveryAttempts int
+
+	MaxUploadBytes int64
+	MaxRows        int
+	MaxURLsPerRow  int
+	MaxImages      int
+	MaxURLLength   int
 }
 
-// Variables maps each environment variable to its default ("" = required).
-var Variables = map[string]string{
-	"GOOGLE_CLOUD_PROJECT":     "",
-	"IMGPIPE_LOCATION":         "us-central1",
-	"IMGPIPE_BUCKET":           "",
-	"IMGPIPE_IMAGES_TOPIC":     "imgpipe-images",
-	"IMGPIPE_WEBHOOK_QUEUE":    "imgpipe-webhooks",
-	"CLOUDTASKS_EMULATOR_HOST": "-", // optional, no default
+// Variable describes one environment variable.
+type Variable struct {
+	Name, Default, Doc string
+}
+
+// Variables lists every variable the product reads, in README order.
+var Variables = []Variable{
+	{"GOOGLE_CLOUD_PROJECT", "", "project ID (required)"},
+	{"IMGPIPE_BUCKET", "", "bucket for compressed images (required)"},
+	{"IMGPIPE_LOCATION", "us-central1", "region of the Cloud Tasks queue"},
+	{"IMGPIPE_IMAGES_TOPIC", "imgpipe-images", "Pub/Sub topic, one message per image"},
+	{"IMGPIPE_DEADLETTER_TOPIC", "imgpipe-images-dead", "topic receiving messages that failed max-attempts times"},
+	{"IMGPIPE_WEBHOOK_QUEUE", "imgpipe-webhooks", "Cloud Tasks queue of webhook deliveries"},
+	{"CLOUDTASKS_EMULATOR_HOST", "", "host:port of a Cloud Tasks emulator (local only)"},
+	{"IMGPIPE_PUBLIC_URL", "", "base URL of the API in links we return; from the request when empty"},
+	{"IMGPIPE_OUTPUT_URLS", "auto", "output links: public (storage.googleapis.com), signed, or auto (emulator links under STORAGE_EMULATOR_HOST, else public)"},
+	{"IMGPIPE_SIGNED_URL_TTL", "168h", "lifetime of signed output links"},
+	{"IMGPIPE_ALLOW_LOOPBACK", "false", "allow fetching from loopback addresses: local stack only"},
+	{"IMGPIPE_FETCH_TIMEOUT", "20s", "whole fetch of one image, body included"},
+	{"IMGPIPE_MAX_IMAGE_BYTES", "26214400", "largest image fetched (25 MiB)"},
+	{"IMGPIPE_MAX_PIXELS", "50000000", "largest image decoded, width × height"},
+	{"IMGPIPE_MAX_DIMENSION", "20000", "longest side decoded"},
+	{"IMGPIPE_COMPRESS_CONCURRENCY", "5", "images compressed at once per instance"},
+	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "deliveries of one image message before it is recorded failed (match the dead-letter policy)"},
+	{"IMGPIPE_MAX_UPLOAD_BYTES", "67108864", "largest upload body (64 MiB)"},
+	{"IMGPIPE_MAX_ROWS", "100000", "products per request"},
+	{"IMGPIPE_MAX_URLS_PER_ROW", "20", "image URLs per product"},
+	{"IMGPIPE_MAX_IMAGES", "200000", "image URLs per request"},
+	{"IMGPIPE_MAX_URL_LENGTH", "2048", "characters per URL"},
 }
 
 var (
@@ -51,28 +86,72 @@ func Load() (Config, error) { return LoadFrom(os.Getenv) }
 // LoadFrom reads the configuration through getenv, applying defaults, and
 // returns every problem found joined in one error.
 func LoadFrom(getenv func(string) string) (Config, error) {
-	get := func(k string) string {
+	defaults := map[string]string{}
+	for _, v := range Variables {
+		defaults[v.Name] = v.Default
+	}
+	var errs []error
+	str := func(k string) string {
+		if _, ok := defaults[k]; !ok {
+			panic("config: undeclared variable " + k)
+		}
 		if v := getenv(k); v != "" {
 			return v
 		}
-		if d := Variables[k]; d != "-" {
-			return d
+		return defaults[k]
+	}
+	num := func(k string, lo, hi int64) int64 {
+		n, err := strconv.ParseInt(str(k), 10, 64)
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, fmt.Errorf("%s=%q is not a whole number from %d to %d", k, str(k), lo, hi))
 		}
-		return ""
+		return n
+	}
+	dur := func(k string) time.Duration {
+		d, err := time.ParseDuration(str(k))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q is not a positive duration such as 20s", k, str(k)))
+		}
+		return d
+	}
+	boolean := func(k string) bool {
+		b, err := strconv.ParseBool(str(k))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q is not true or false", k, str(k)))
+		}
+		return b
 	}
 	c := Config{
-		Project:           get("GOOGLE_CLOUD_PROJECT"),
-		Location:          get("IMGPIPE_LOCATION"),
-		Bucket:            get("IMGPIPE_BUCKET"),
-		ImagesTopic:       get("IMGPIPE_IMAGES_TOPIC"),
-		WebhookQueue:      get("IMGPIPE_WEBHOOK_QUEUE"),
-		TasksEmulatorHost: get("CLOUDTASKS_EMULATOR_HOST"),
+		Project:             str("GOOGLE_CLOUD_PROJECT"),
+		Location:            str("IMGPIPE_LOCATION"),
+		Bucket:              str("IMGPIPE_BUCKET"),
+		ImagesTopic:         str("IMGPIPE_IMAGES_TOPIC"),
+		DeadLetterTopic:     str("IMGPIPE_DEADLETTER_TOPIC"),
+		WebhookQueue:        str("IMGPIPE_WEBHOOK_QUEUE"),
+		TasksEmulatorHost:   str("CLOUDTASKS_EMULATOR_HOST"),
+		PublicURL:           str("IMGPIPE_PUBLIC_URL"),
+		OutputURLs:          str("IMGPIPE_OUTPUT_URLS"),
+		SignedURLTTL:        dur("IMGPIPE_SIGNED_URL_TTL"),
+		AllowLoopback:       boolean("IMGPIPE_ALLOW_LOOPBACK"),
+		FetchTimeout:        dur("IMGPIPE_FETCH_TIMEOUT"),
+		MaxImageBytes:       num("IMGPIPE_MAX_IMAGE_BYTES", 1024, 1<<30),
+		MaxPixels:           num("IMGPIPE_MAX_PIXELS", 1, 1<<31),
+		MaxDimension:        int(num("IMGPIPE_MAX_DIMENSION", 1, 65535)),
+		CompressConcurrency: int(num("IMGPIPE_COMPRESS_CONCURRENCY", 1, 1000)),
+		MaxDeliveryAttempts: int(num("IMGPIPE_MAX_DELIVERY_ATTEMPTS", 1, 100)),
+		MaxUploadBytes:      num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, 1<<32),
+		MaxRows:             int(num("IMGPIPE_MAX_ROWS", 1, 10_000_000)),
+		MaxURLsPerRow:       int(num("IMGPIPE_MAX_URLS_PER_ROW", 1, 1000)),
+		MaxImages:           int(num("IMGPIPE_MAX_IMAGES", 1, 10_000_000)),
+		MaxURLLength:        int(num("IMGPIPE_MAX_URL_LENGTH", 16, 65536)),
 	}
-	return c, c.Validate()
+	if err := c.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
 }
 
-// Validate reports every invalid or missing setting.
-func (c Config) Validate() error {
+func (c Config) validate() error {
 	var errs []error
 	check := func(name, val string, re *regexp.Regexp, what string) {
 		switch {
@@ -86,14 +165,35 @@ func (c Config) Validate() error {
 	check("IMGPIPE_LOCATION", c.Location, regionRE, "a region such as us-central1")
 	check("IMGPIPE_BUCKET", c.Bucket, bucketRE, "a bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores")
 	check("IMGPIPE_IMAGES_TOPIC", c.ImagesTopic, idRE, "a Pub/Sub topic ID")
+	check("IMGPIPE_DEADLETTER_TOPIC", c.DeadLetterTopic, idRE, "a Pub/Sub topic ID")
 	check("IMGPIPE_WEBHOOK_QUEUE", c.WebhookQueue, queueRE, "a Cloud Tasks queue ID: letters, digits, hyphens")
+	switch c.OutputURLs {
+	case "auto", "public", "signed":
+	default:
+		errs = append(errs, fmt.Errorf("IMGPIPE_OUTPUT_URLS=%q is not auto, public or signed", c.OutputURLs))
+	}
 	return errors.Join(errs...)
 }
 
 // TopicName is the full resource name of the images topic.
 func (c Config) TopicName() string { return "projects/" + c.Project + "/topics/" + c.ImagesTopic }
 
+// DeadLetterTopicName is the full resource name of the dead-letter topic.
+func (c Config) DeadLetterTopicName() string {
+	return "projects/" + c.Project + "/topics/" + c.DeadLetterTopic
+}
+
 // QueueName is the full resource name of the webhook queue.
 func (c Config) QueueName() string {
 	return "projects/" + c.Project + "/locations/" + c.Location + "/queues/" + c.WebhookQueue
+}
+
+// Names returns every variable name, sorted (for cross-checks with Terraform).
+func Names() []string {
+	out := make([]string, len(Variables))
+	for i, v := range Variables {
+		out[i] = v.Name
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -15,6 +16,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Location != "us-central1" || c.ImagesTopic != "imgpipe-images" || c.WebhookQueue != "imgpipe-webhooks" || c.TasksEmulatorHost != "" {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.AllowLoopback || c.FetchTimeout != 20*time.Second || c.MaxImageBytes != 25<<20 || c.CompressConcurrency != 5 || c.MaxRows != 100000 {
+		t.Errorf("defaults: %+v", c)
+	}
 	if got := c.QueueName(); got != "projects/imgpipe-local/locations/us-central1/queues/imgpipe-webhooks" {
 		t.Errorf("QueueName = %s", got)
 	}
@@ -24,7 +28,10 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadJoinsEveryProblem(t *testing.T) {
-	_, err := LoadFrom(env(map[string]string{"IMGPIPE_LOCATION": "mars", "IMGPIPE_WEBHOOK_QUEUE": "has space"}))
+	_, err := LoadFrom(env(map[string]string{
+		"IMGPIPE_LOCATION": "mars", "IMGPIPE_WEBHOOK_QUEUE": "has space", "IMGPIPE_FETCH_TIMEOUT": "soon",
+		"IMGPIPE_MAX_ROWS": "0", "IMGPIPE_ALLOW_LOOPBACK": "maybe", "IMGPIPE_OUTPUT_URLS": "ftp",
+	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -33,6 +40,10 @@ func TestLoadJoinsEveryProblem(t *testing.T) {
 		"IMGPIPE_BUCKET is required",
 		`IMGPIPE_LOCATION="mars" is not a region`,
 		`IMGPIPE_WEBHOOK_QUEUE="has space" is not a Cloud Tasks queue ID`,
+		`IMGPIPE_FETCH_TIMEOUT="soon" is not a positive duration`,
+		`IMGPIPE_MAX_ROWS="0" is not a whole number from 1 to 10000000`,
+		`IMGPIPE_ALLOW_LOOPBACK="maybe" is not true or false`,
+		`IMGPIPE_OUTPUT_URLS="ftp" is not auto, public or signed`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

@@ -1,8 +1,9 @@
-// Package localstack wires the local emulators the way production is wired
-// by Terraform: the images topic with a push subscription to the function
-// host, the output bucket, and the webhook queue. It also runs the function
-// host in-process for tests and for cmd/devhost. Nothing here runs in
-// production.
+// Package localstack wires the local emulators the way Terraform wires
+// production: the images topic with a push subscription (and dead-letter
+// policy) to the compress function, the dead-letter topic pushed to the
+// dead-letter function, the output bucket and the webhook queue. It also
+// runs the function host in-process, for tests and for cmd/devhost.
+// Nothing here runs in production.
 package localstack
 
 import (
@@ -22,27 +23,49 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 
+// Push is one push subscription.
+type Push struct {
+	Topic        string // topic ID
+	Subscription string // subscription ID
+	Endpoint     string // full push URL
+	AckDeadline  time.Duration
+	// DeadLetterTopic and MaxDeliveryAttempts set a dead-letter policy.
+	DeadLetterTopic     string
+	MaxDeliveryAttempts int
+}
+
 // Wiring names what a stack connects.
 type Wiring struct {
 	Config config.Config
-	// HostURL is the function host's base URL, e.g. http://127.0.0.1:8080.
-	HostURL string
-	// PushFunction is the CloudEvent function the images subscription pushes to.
-	PushFunction string
-	// Subscription is the push subscription's ID.
-	Subscription string
-	// AckDeadline bounds one push; above the slowest compression.
-	AckDeadline time.Duration
+	Pushes []Push
 }
 
-// Wire creates what is missing: topic, push subscription, bucket and queue.
-// Existing resources are left as they are, so Wire may run at every start.
+// ProductionWiring is the wiring of the product's own functions on a host.
+func ProductionWiring(c config.Config, hostURL string) Wiring {
+	return Wiring{Config: c, Pushes: []Push{
+		{
+			Topic: c.ImagesTopic, Subscription: c.ImagesTopic + "-compress",
+			Endpoint:    PushEndpoint(hostURL, functions.FnCompress, c.Project, c.ImagesTopic),
+			AckDeadline: 120 * time.Second, DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: c.MaxDeliveryAttempts,
+		},
+		{
+			Topic: c.DeadLetterTopic, Subscription: c.DeadLetterTopic + "-record",
+			Endpoint:    PushEndpoint(hostURL, functions.FnDeadLetter, c.Project, c.DeadLetterTopic),
+			AckDeadline: 60 * time.Second,
+		},
+	}}
+}
+
+// Wire creates what is missing: topics, push subscriptions, bucket and
+// queue. Existing resources are left as they are, so Wire may run at every
+// start.
 func Wire(ctx context.Context, w Wiring) error {
 	c := w.Config
 	ps, err := pubsub.NewClient(ctx, c.Project)
@@ -50,17 +73,29 @@ func Wire(ctx context.Context, w Wiring) error {
 		return fmt.Errorf("pubsub.NewClient: %w", err)
 	}
 	defer ps.Close()
-	if _, err := ps.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: c.TopicName()}); ignoreExists(err) != nil {
-		return fmt.Errorf("pubsub.CreateTopic: %w", err)
-	}
-	sub := &pubsubpb.Subscription{
-		Name:               "projects/" + c.Project + "/subscriptions/" + w.Subscription,
-		Topic:              c.TopicName(),
-		PushConfig:         &pubsubpb.PushConfig{PushEndpoint: PushEndpoint(w.HostURL, w.PushFunction, c.TopicName())},
-		AckDeadlineSeconds: int32(w.AckDeadline / time.Second),
-	}
-	if _, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, sub); ignoreExists(err) != nil {
-		return fmt.Errorf("pubsub.CreateSubscription: %w", err)
+	topic := func(id string) string { return "projects/" + c.Project + "/topics/" + id }
+	for _, p := range w.Pushes {
+		for _, t := range []string{p.Topic, p.DeadLetterTopic} {
+			if t == "" {
+				continue
+			}
+			if _, err := ps.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic(t)}); ignoreExists(err) != nil {
+				return fmt.Errorf("pubsub.CreateTopic %s: %w", t, err)
+			}
+		}
+		sub := &pubsubpb.Subscription{
+			Name:               "projects/" + c.Project + "/subscriptions/" + p.Subscription,
+			Topic:              topic(p.Topic),
+			PushConfig:         &pubsubpb.PushConfig{PushEndpoint: p.Endpoint},
+			AckDeadlineSeconds: int32(p.AckDeadline / time.Second),
+			RetryPolicy:        &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(time.Second), MaximumBackoff: durationpb.New(10 * time.Second)},
+		}
+		if p.DeadLetterTopic != "" {
+			sub.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{DeadLetterTopic: topic(p.DeadLetterTopic), MaxDeliveryAttempts: int32(p.MaxDeliveryAttempts)}
+		}
+		if _, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, sub); ignoreExists(err) != nil {
+			return fmt.Errorf("pubsub.CreateSubscription %s: %w", p.Subscription, err)
+		}
 	}
 
 	gcs, err := storage.NewClient(ctx)
@@ -88,8 +123,8 @@ func Wire(ctx context.Context, w Wiring) error {
 // PushEndpoint is the URL a local push subscription delivers to: the
 // function's push route followed by the topic, which functions-framework-go
 // reads into the event's source.
-func PushEndpoint(hostURL, function, topicName string) string {
-	return hostURL + functions.PushPath(function) + topicName
+func PushEndpoint(hostURL, function, project, topicID string) string {
+	return hostURL + functions.PushPath(function) + "projects/" + project + "/topics/" + topicID
 }
 
 func ignoreExists(err error) error {
@@ -105,9 +140,10 @@ func bucketExists(err error) bool {
 }
 
 // StartHost serves every registered function on addr ("127.0.0.1:0" picks a
-// free port) through functions-framework-go, FUNCTION_TARGET unset, and
-// returns the base URL once it accepts connections. The server runs until
-// the process exits: functions-framework-go offers no shutdown.
+// free port) through functions-framework-go, FUNCTION_TARGET unset, plus the
+// local routes and the wiring probes, and returns the base URL once it
+// accepts connections. The server runs until the process exits:
+// functions-framework-go offers no shutdown.
 func StartHost(ctx context.Context, addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -121,7 +157,10 @@ func StartHost(ctx context.Context, addr string) (string, error) {
 		port = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 		l.Close()
 	}
-	if err := functions.ServePushRoutes(ctx); err != nil {
+	if err := functions.RegisterLocalRoutes(ctx); err != nil {
+		return "", err
+	}
+	if err := registerProbes(ctx); err != nil {
 		return "", err
 	}
 	served := make(chan error, 1)

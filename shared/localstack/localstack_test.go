@@ -30,8 +30,9 @@ import (
 // The tests here run against the emulators `make test` starts; without
 // them they skip, unless IMGPIPE_REQUIRE_EMULATORS=1 (set by make test).
 var (
-	cfg     config.Config
-	hostURL string
+	cfg        config.Config
+	hostURL    string
+	probeTopic string
 )
 
 func suffix() string { return emulatortest.Suffix() }
@@ -43,6 +44,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("IMGPIPE_BUCKET", "imgpipe-test-"+s)
 	os.Setenv("IMGPIPE_IMAGES_TOPIC", "images-"+s)
 	os.Setenv("IMGPIPE_WEBHOOK_QUEUE", "webhooks-"+s)
+	os.Setenv("IMGPIPE_DEADLETTER_TOPIC", "dead-"+s)
 	var err error
 	if cfg, err = config.Load(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -53,7 +55,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	w := localstack.Wiring{Config: cfg, HostURL: hostURL, PushFunction: "probeEvent", Subscription: "push-" + s, AckDeadline: 30 * time.Second}
+	w := localstack.ProductionWiring(cfg, hostURL)
+	w.Pushes = append(w.Pushes, localstack.Push{
+		Topic: "probe-" + s, Subscription: "probe-push-" + s, AckDeadline: 30 * time.Second,
+		Endpoint: localstack.PushEndpoint(hostURL, "probeEvent", cfg.Project, "probe-"+s),
+	})
+	probeTopic = "probe-" + s
 	if err := localstack.Wire(ctx, w); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -103,7 +110,7 @@ func TestPubSubPushReachesCloudEventFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ps.Close()
-	pub := ps.Publisher(cfg.ImagesTopic)
+	pub := ps.Publisher(probeTopic)
 	defer pub.Stop()
 	start := time.Now()
 	id, err := pub.Publish(ctx, &pubsub.Message{Data: []byte("hello from pubsub"), Attributes: map[string]string{"requestId": "r1"}}).Get(ctx)
@@ -116,7 +123,7 @@ func TestPubSubPushReachesCloudEventFunction(t *testing.T) {
 	if p.Data != "hello from pubsub" || p.Attributes["requestId"] != "r1" {
 		t.Errorf("probe saw data %q attributes %v", p.Data, p.Attributes)
 	}
-	if want := "//pubsub.googleapis.com/" + cfg.TopicName(); p.Source != want {
+	if want := "//pubsub.googleapis.com/projects/" + cfg.Project + "/topics/" + probeTopic; p.Source != want {
 		t.Errorf("event source = %q, want %q (topic read from the push path)", p.Source, want)
 	}
 }

@@ -39,7 +39,7 @@ const (
 	// MaxShards bounds the counter shards of one request.
 	MaxShards = 64
 	// imagesPerShard aims at about this many images a shard.
-	imagesPerShard = 100
+	imagesPerShard   = 100
 	chunkMaxProducts = 1000
 	chunkMaxBytes    = 512 << 10
 )
@@ -340,40 +340,34 @@ func (s *Store) Counts(ctx context.Context, r Request) (c batch.Counts, updated 
 	return c, updated, nil
 }
 
-// Complete records the request's completion once. won is true for the one
-// call that created it; hookPending is true while the completion hook has
-// not been confirmed fired (the winner fires it; a redelivery after a crash
-// fires it again, idempotently).
-func (s *Store) Complete(ctx context.Context, r Request, c batch.Counts) (won, hookPending bool, err error) {
-	st := batch.StatusOf(c)
-	now := time.Now().UTC()
+// Complete records the request's completion once: won is true for the one
+// call that created it. comp is the completion as stored; its HookFired
+// tells whether the completion hook has been confirmed.
+func (s *Store) Complete(ctx context.Context, r Request, c batch.Counts) (won bool, comp Completion, err error) {
+	comp = Completion{Status: batch.StatusOf(c), At: time.Now().UTC()}
 	evRef := s.req(r.ID).Collection(colEvents).Doc(docComplete)
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		if err := tx.Create(evRef, Completion{Status: st, At: now}); err != nil {
+		if err := tx.Create(evRef, comp); err != nil {
 			return err
 		}
 		return tx.Update(s.req(r.ID), []firestore.Update{
-			{Path: "status", Value: st},
-			{Path: "completedAt", Value: now},
+			{Path: "status", Value: comp.Status},
+			{Path: "completedAt", Value: comp.At},
 			{Path: "processedImages", Value: c.Processed},
 			{Path: "failedImages", Value: c.Failed},
 		})
 	})
 	switch status.Code(err) {
 	case codes.OK:
-		return true, true, nil
+		return true, comp, nil
 	case codes.AlreadyExists:
-		snap, err := evRef.Get(ctx)
-		if err != nil {
-			return false, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading completion of %s", r.ID)
+		comp, found, err := s.GetCompletion(ctx, r.ID)
+		if err == nil && !found {
+			err = fault.New(fault.Transient, "store_unavailable", "completion of %s exists and does not", r.ID)
 		}
-		var comp Completion
-		if err := snap.DataTo(&comp); err != nil {
-			return false, false, fmt.Errorf("firestore.DataTo: %w", err)
-		}
-		return false, !comp.HookFired, nil
+		return false, comp, err
 	default:
-		return false, false, fault.Wrap(fault.Transient, "store_unavailable", err, "recording completion of %s", r.ID)
+		return false, comp, fault.Wrap(fault.Transient, "store_unavailable", err, "recording completion of %s", r.ID)
 	}
 }
 

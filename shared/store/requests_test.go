@@ -140,15 +140,15 @@ func TestFinishImageCountsOnceUnderDuplicates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w, pending, err := st.Complete(ctx, r, c)
+			w, comp, err := st.Complete(ctx, r, c)
 			if err != nil {
 				t.Error(err)
 			}
 			if w {
 				won.Add(1)
 			}
-			if !pending {
-				t.Error("hook not pending before it fired")
+			if comp.HookFired || comp.Status != batch.Completed {
+				t.Errorf("completion %+v before the hook fired", comp)
 			}
 		}()
 	}
@@ -159,8 +159,8 @@ func TestFinishImageCountsOnceUnderDuplicates(t *testing.T) {
 	if err := st.HookFired(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, pending, _ := st.Complete(ctx, r, c); pending {
-		t.Error("hook still pending after HookFired")
+	if won, comp, _ := st.Complete(ctx, r, c); won || !comp.HookFired || comp.HookCalls != 1 {
+		t.Errorf("after HookFired: won %v completion %+v", won, comp)
 	}
 	got, _ := st.GetRequest(ctx, r.ID)
 	if got.Status != batch.Completed || got.Processed != 180 || got.Failed != 20 || got.CompletedAt.IsZero() {

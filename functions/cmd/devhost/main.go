@@ -39,7 +39,7 @@ func run(addr string) error {
 	if err != nil {
 		return err
 	}
-	w := localstack.Wiring{Config: cfg, HostURL: base, PushFunction: "probeEvent", Subscription: cfg.ImagesTopic + "-push", AckDeadline: 60 * time.Second}
+	w := localstack.ProductionWiring(cfg, base)
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := localstack.Wire(wctx, w); err != nil {
@@ -47,13 +47,13 @@ func run(addr string) error {
 	}
 	fmt.Printf(`
 imgpipe is running locally.
-  functions        %[1]s  (probeEvent, probeHTTP)
-  pubsub push      %[2]s
-  topic            %[3]s
+  API              %[1]s/api  (POST /api/upload, GET /api/status/{id}, GET /api/report/{id})
+  compress push    %[2]s
+  dead letters     %[3]s
   bucket           %[4]s  (objects: %[5]s/download/storage/v1/b/%[4]s/o/NAME?alt=media)
   webhook queue    %[6]s  (Cloud Tasks emulator at %[7]s)
 Ctrl-C stops everything.
-`, base, localstack.PushEndpoint(base, w.PushFunction, cfg.TopicName()), cfg.TopicName(), cfg.Bucket,
+`, base, w.Pushes[0].Endpoint, w.Pushes[1].Endpoint, cfg.Bucket,
 		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost)
 
 	sig := make(chan os.Signal, 1)

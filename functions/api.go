@@ -1,0 +1,251 @@
+package functions
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// apiMux routes the HTTP API. One function serves it all, so users see one
+// base URL and one warm instance answers uploads, status and reports.
+var apiMux = func() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("POST /api/upload", upload)
+	m.HandleFunc("GET /api/status/{id}", status)
+	m.HandleFunc("GET /api/report/{id}", report)
+	m.HandleFunc("GET /api/download/{id}", report)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (see README: POST /api/upload, GET /api/status/{id}, GET /api/report/{id})", r.Method, r.URL.Path))
+	})
+	return m
+}()
+
+func api(w http.ResponseWriter, r *http.Request) { apiMux.ServeHTTP(w, r) }
+
+// errorBody is every error the API answers.
+type errorBody struct {
+	Error struct {
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Details []string `json:"details,omitempty"`
+	} `json:"error"`
+	RequestID string `json:"requestId,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	writeErrorFor(w, err, "")
+}
+
+func writeErrorFor(w http.ResponseWriter, err error, requestID string) {
+	var b errorBody
+	b.RequestID = requestID
+	b.Error.Code = string(fault.KindOf(err))
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		b.Error.Message, b.Error.Details = fe.Message, fe.Details
+	} else {
+		b.Error.Message = "internal error"
+	}
+	st := fault.HTTPStatus(err)
+	if st >= 500 {
+		logger.Error("api error", "status", st, "error", err.Error())
+		if st == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+	}
+	writeJSON(w, st, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// baseURL is the API's public base: IMGPIPE_PUBLIC_URL, or the request's own.
+func baseURL(r *http.Request, configured string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+type uploadResponse struct {
+	RequestID   string       `json:"requestId"`
+	Status      batch.Status `json:"status"`
+	TotalImages int          `json:"totalImages"`
+	StatusURL   string       `json:"statusUrl"`
+	ReportURL   string       `json:"reportUrl"`
+}
+
+// upload accepts multipart/form-data (file in field "csv", optional fields
+// webhookUrl and quality), a raw text/csv body (options as query
+// parameters) or JSON.
+func upload(w http.ResponseWriter, r *http.Request) {
+	d, err := loadDeps()
+	if err != nil {
+		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, d.limits.MaxBytes)
+	sub, err := readSubmission(r, d.limits)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := d.svc.Submit(r.Context(), sub, "")
+	if err != nil {
+		writeErrorFor(w, err, req.ID)
+		return
+	}
+	base := baseURL(r, d.cfg.PublicURL)
+	writeJSON(w, http.StatusAccepted, uploadResponse{
+		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
+		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
+	})
+}
+
+func readSubmission(r *http.Request, lim batch.Limits) (batch.Submission, error) {
+	ct, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil && r.Header.Get("Content-Type") != "" {
+		return batch.Submission{}, fault.New(fault.Unsupported, "", "invalid Content-Type %q", r.Header.Get("Content-Type"))
+	}
+	switch ct {
+	case "application/json":
+		return batch.ParseJSON(r.Body, lim)
+	case "text/csv", "application/csv", "text/plain":
+		return csvSubmission(r.Body, r.URL.Query().Get("webhookUrl"), r.URL.Query().Get("quality"), lim)
+	case "multipart/form-data":
+		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim)
+	default:
+		return batch.Submission{}, fault.New(fault.Unsupported, "",
+			"Content-Type %q is not accepted: send multipart/form-data with the file in field \"csv\", text/csv, or application/json", ct)
+	}
+}
+
+// options validates the options that come beside a CSV.
+func options(webhookURL, quality string) (int, error) {
+	var problems []string
+	q, err := batch.ParseQuality(quality)
+	if err != nil {
+		problems = append(problems, "quality: "+err.Error())
+	}
+	if err := batch.CheckWebhookURL(webhookURL); err != nil {
+		problems = append(problems, "webhookUrl: "+err.Error())
+	}
+	if len(problems) > 0 {
+		return 0, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options", Details: problems}
+	}
+	return q, nil
+}
+
+func csvSubmission(body io.Reader, webhookURL, quality string, lim batch.Limits) (batch.Submission, error) {
+	q, err := options(webhookURL, quality)
+	if err != nil {
+		return batch.Submission{}, err
+	}
+	products, err := batch.ParseCSV(body, lim)
+	if err != nil {
+		return batch.Submission{}, err
+	}
+	return batch.Submission{Products: products, WebhookURL: webhookURL, Quality: q}, nil
+}
+
+// multipartSubmission streams the parts: the CSV is parsed as it arrives;
+// option fields may come before or after it.
+func multipartSubmission(mr *multipart.Reader, lim batch.Limits) (batch.Submission, error) {
+	var products []batch.Product
+	var sawCSV bool
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return batch.Submission{}, fault.New(fault.TooLarge, "", "the upload is larger than %d bytes (the limit)", mbe.Limit)
+			}
+			return batch.Submission{}, fault.New(fault.Invalid, "", "invalid multipart body: %v", err)
+		}
+		switch name := part.FormName(); name {
+		case "csv":
+			if sawCSV {
+				return batch.Submission{}, fault.New(fault.Invalid, "", `more than one "csv" part`)
+			}
+			sawCSV = true
+			if products, err = batch.ParseCSV(part, lim); err != nil {
+				return batch.Submission{}, err
+			}
+		case "webhookUrl", "quality":
+			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			if err != nil {
+				return batch.Submission{}, fault.New(fault.Invalid, "", "reading field %q: %v", name, err)
+			}
+			fields[name] = strings.TrimSpace(string(b))
+		default:
+			_, _ = io.Copy(io.Discard, part)
+		}
+	}
+	if !sawCSV {
+		return batch.Submission{}, fault.New(fault.Invalid, "", `the form has no "csv" file field`)
+	}
+	q, err := options(fields["webhookUrl"], fields["quality"])
+	if err != nil {
+		return batch.Submission{}, err
+	}
+	return batch.Submission{Products: products, WebhookURL: fields["webhookUrl"], Quality: q}, nil
+}
+
+func status(w http.ResponseWriter, r *http.Request) {
+	d, err := loadDeps()
+	if err != nil {
+		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
+		return
+	}
+	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil {
+		limit = 1000
+	}
+	v, err := d.svc.Status(r.Context(), r.PathValue("id"), "", offset, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func report(w http.ResponseWriter, r *http.Request) {
+	d, err := loadDeps()
+	if err != nil {
+		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
+		return
+	}
+	id := r.PathValue("id")
+	// Check the request exists before the CSV headers go out.
+	if _, err := d.svc.Status(r.Context(), id, "", 0, 1); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="imgpipe-`+id+`.csv"`)
+	if err := d.svc.Report(r.Context(), id, "", w); err != nil {
+		logger.Error("report failed mid-stream", "requestId", id, "error", err.Error())
+	}
+}

@@ -1,0 +1,75 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/queue"
+)
+
+// messagePublishedData is the data of a google.cloud.pubsub.topic.v1.messagePublished event.
+type messagePublishedData struct {
+	Message struct {
+		Data       []byte            `json:"data"`
+		Attributes map[string]string `json:"attributes"`
+		MessageID  string            `json:"messageId"`
+	} `json:"message"`
+	Subscription    string `json:"subscription"`
+	DeliveryAttempt int    `json:"deliveryAttempt"`
+}
+
+func decodeImageMessage(e event.Event) (queue.ImageMessage, messagePublishedData, error) {
+	var d messagePublishedData
+	if err := e.DataAs(&d); err != nil {
+		return queue.ImageMessage{}, d, fault.Wrap(fault.Permanent, "bad_message", err, "event.DataAs")
+	}
+	m, err := queue.Decode(d.Message.Data)
+	return m, d, err
+}
+
+// compressImage handles one image message. A nil return acknowledges it; an
+// error makes Pub/Sub deliver it again (only for transient failures: a
+// permanent one is recorded on the image and acknowledged).
+func compressImage(ctx context.Context, e event.Event) error {
+	m, d, err := decodeImageMessage(e)
+	if err != nil {
+		// Nothing to record it against: acknowledge, loudly.
+		logger.Error("undecodable image message acknowledged", "messageId", d.Message.MessageID, "error", err.Error())
+		return nil
+	}
+	deps, err := loadDeps()
+	if err != nil {
+		return err
+	}
+	if err := deps.svc.Compress(ctx, m, d.DeliveryAttempt); err != nil {
+		if fault.Retryable(err) {
+			return fmt.Errorf("compressImage %s/%s: %w", m.RequestID, m.Image.ID(), err)
+		}
+		logger.Error("image message acknowledged after a permanent error", "requestId", m.RequestID, "image", m.Image.ID(), "error", err.Error())
+	}
+	return nil
+}
+
+// deadLetter records an image whose message was delivered max-attempts
+// times without success.
+func deadLetter(ctx context.Context, e event.Event) error {
+	m, d, err := decodeImageMessage(e)
+	if err != nil {
+		logger.Error("undecodable dead letter acknowledged", "messageId", d.Message.MessageID, "error", err.Error())
+		return nil
+	}
+	deps, err := loadDeps()
+	if err != nil {
+		return err
+	}
+	attempts, _ := strconv.Atoi(d.Message.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"])
+	logger.Warn("image dead-lettered", "requestId", m.RequestID, "image", m.Image.ID(), "attempts", attempts)
+	if err := deps.svc.DeadLetter(ctx, m, attempts); err != nil && fault.Retryable(err) {
+		return fmt.Errorf("deadLetter %s/%s: %w", m.RequestID, m.Image.ID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+// Package blob is imgpipe's Cloud Storage adapter: it writes compressed
+// images and turns object names into links a person can open. The client
+// honours STORAGE_EMULATOR_HOST (fake-gcs-server locally).
+package blob
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/storage"
+
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// Bucket is one output bucket.
+type Bucket struct {
+	gcs       *storage.Client
+	name      string
+	mode      string // emulator | public | signed
+	emulator  string
+	signedTTL time.Duration
+}
+
+// Open connects to bucket. mode is auto, public or signed; auto links to
+// the emulator when STORAGE_EMULATOR_HOST is set, else to the public URL.
+func Open(ctx context.Context, bucket, mode string, signedTTL time.Duration) (*Bucket, error) {
+	c, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage.NewClient: %w", err)
+	}
+	b := &Bucket{gcs: c, name: bucket, mode: mode, signedTTL: signedTTL}
+	if host := os.Getenv("STORAGE_EMULATOR_HOST"); host != "" {
+		if !strings.Contains(host, "://") {
+			host = "http://" + host
+		}
+		b.emulator = strings.TrimSuffix(host, "/")
+		if mode == "auto" {
+			b.mode = "emulator"
+		}
+	} else if mode == "auto" {
+		b.mode = "public"
+	}
+	return b, nil
+}
+
+// Put writes data as a JPEG object (overwriting: names are deterministic,
+// so a redelivery rewrites the same bytes).
+func (b *Bucket) Put(ctx context.Context, name string, data []byte) error {
+	w := b.gcs.Bucket(b.name).Object(name).NewWriter(ctx)
+	w.ContentType = "image/jpeg"
+	w.CacheControl = "public, max-age=31536000, immutable"
+	w.ChunkSize = 0 // one request: our objects are small
+	if _, err := w.Write(data); err != nil {
+		_ = w.Close()
+		return fault.Wrap(fault.Transient, "storage_unavailable", err, "writing %s", name)
+	}
+	if err := w.Close(); err != nil {
+		return fault.Wrap(fault.Transient, "storage_unavailable", err, "writing %s", name)
+	}
+	return nil
+}
+
+// Get reads an object (tests, tools).
+func (b *Bucket) Get(ctx context.Context, name string) ([]byte, error) {
+	r, err := b.gcs.Bucket(b.name).Object(name).NewReader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage.NewReader: %w", err)
+	}
+	defer r.Close()
+	b2, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("storage.Reader.Read: %w", err)
+	}
+	return b2, nil
+}
+
+// URL is the link to an object that users get.
+func (b *Bucket) URL(name string) string {
+	switch b.mode {
+	case "emulator":
+		return b.emulator + "/download/storage/v1/b/" + b.name + "/o/" + url.PathEscape(name) + "?alt=media"
+	case "signed":
+		u, err := b.gcs.Bucket(b.name).SignedURL(name, &storage.SignedURLOptions{
+			Method: "GET", Expires: time.Now().Add(b.signedTTL), Scheme: storage.SigningSchemeV4,
+		})
+		if err != nil {
+			return ""
+		}
+		return u
+	default:
+		return "https://storage.googleapis.com/" + b.name + "/" + (&url.URL{Path: name}).EscapedPath()
+	}
+}
+
+// Close releases the client.
+func (b *Bucket) Close() error { return b.gcs.Close() }

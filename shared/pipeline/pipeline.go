@@ -1,0 +1,251 @@
+// Package pipeline is imgpipe's main job, written against small interfaces:
+// accept a submission (record it, then fan it out), compress one image
+// (fetch, compress, store, count exactly once), finish a request exactly
+// once, and read a request back as status or report.
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/imagework"
+	"github.com/imgpipe/imgpipe/shared/queue"
+	"github.com/imgpipe/imgpipe/shared/store"
+)
+
+// Store is what the pipeline keeps in Firestore.
+type Store interface {
+	CreateRequest(ctx context.Context, r store.Request, products []batch.Product) (store.Request, error)
+	GetRequest(ctx context.Context, id string) (store.Request, error)
+	Products(ctx context.Context, r store.Request, from, to int) ([]batch.Product, error)
+	Results(ctx context.Context, id string, first int, products []batch.Product) (map[batch.ImageRef]batch.ImageResult, error)
+	ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error)
+	FinishImage(ctx context.Context, id string, ref batch.ImageRef, shard int, res batch.ImageResult) (bool, error)
+	ShardFinished(ctx context.Context, id string, shard int) (bool, error)
+	Counts(ctx context.Context, r store.Request) (batch.Counts, time.Time, error)
+	Complete(ctx context.Context, r store.Request, c batch.Counts) (won bool, comp store.Completion, err error)
+	HookFired(ctx context.Context, id string) error
+	GetCompletion(ctx context.Context, id string) (store.Completion, bool, error)
+}
+
+// Publisher fans image messages out.
+type Publisher interface {
+	PublishAll(ctx context.Context, msgs []queue.ImageMessage) (failed []int, err error)
+}
+
+// Bucket stores outputs and links to them.
+type Bucket interface {
+	Put(ctx context.Context, name string, data []byte) error
+	URL(name string) string
+}
+
+// Fetcher gets a user's image through the outbound guard.
+type Fetcher interface {
+	Fetch(ctx context.Context, url string, maxBytes int64) ([]byte, error)
+}
+
+// CompletionHook is told once that a request finished (the webhook issue
+// plugs in here). It must be idempotent: after a crash it may run again.
+type CompletionHook interface {
+	RequestFinished(ctx context.Context, r store.Request, c batch.Counts) error
+}
+
+// Service runs the pipeline.
+type Service struct {
+	Store     Store
+	Publisher Publisher
+	Bucket    Bucket
+	Fetcher   Fetcher
+	Hook      CompletionHook
+	Log       *slog.Logger
+
+	MaxImageBytes       int64
+	ImageLimits         imagework.Limits
+	MaxDeliveryAttempts int
+	// HookGrace is how long a completion's hook may stay unconfirmed before
+	// a redelivery fires it again (its first firer presumably died).
+	HookGrace time.Duration
+	// sem bounds concurrent compressions on this instance.
+	sem chan struct{}
+}
+
+// SetConcurrency bounds how many images this instance compresses at once.
+func (s *Service) SetConcurrency(n int) { s.sem = make(chan struct{}, max(1, n)) }
+
+// NewRequestID returns an unguessable ID: 128 random bits, base32.
+func NewRequestID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// Submit records a validated submission and publishes one message per image.
+// The request and its products are stored before the first publish. Images
+// whose messages cannot be published are recorded as failed
+// (publish_failed), so the request still finishes with exact counts, and
+// the caller gets a transient error naming how many.
+func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner string) (store.Request, error) {
+	r := store.Request{
+		ID:          NewRequestID(),
+		TotalImages: sub.TotalImages(),
+		Quality:     sub.Quality,
+		WebhookURL:  sub.WebhookURL,
+		Owner:       owner,
+	}
+	r, err := s.Store.CreateRequest(ctx, r, sub.Products)
+	if err != nil {
+		return r, err
+	}
+	first := store.FirstImageIndex(sub.Products)
+	msgs := make([]queue.ImageMessage, 0, r.TotalImages)
+	for pi, p := range sub.Products {
+		for ui, u := range p.InputURLs {
+			ref := batch.ImageRef{Product: pi, URL: ui}
+			msgs = append(msgs, queue.ImageMessage{RequestID: r.ID, Image: ref, URL: u, Quality: r.Quality, Shard: store.ShardOf(ref, first, r.Shards)})
+		}
+	}
+	pending := msgs
+	var lastErr error
+	for round := 0; round < 3 && len(pending) > 0; round++ {
+		if round > 0 {
+			time.Sleep(time.Duration(round) * 500 * time.Millisecond)
+		}
+		failed, err := s.Publisher.PublishAll(ctx, pending)
+		lastErr = err
+		next := make([]queue.ImageMessage, 0, len(failed))
+		for _, i := range failed {
+			next = append(next, pending[i])
+		}
+		pending = next
+	}
+	if len(pending) == 0 {
+		s.Log.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
+		return r, nil
+	}
+	// Never leave the request waiting for messages that do not exist.
+	for _, m := range pending {
+		res := batch.ImageResult{State: batch.ImageFailed, Reason: "publish_failed", Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
+		if _, err := s.Store.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
+			return r, err
+		}
+		if err := s.checkCompletion(ctx, m); err != nil {
+			return r, err
+		}
+	}
+	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", len(pending), "error", fmt.Sprint(lastErr))
+	return r, fault.Wrap(fault.Transient, "publish_failed", lastErr,
+		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, len(pending), r.TotalImages)
+}
+
+// Compress handles one delivery of an image message. It returns an error
+// only when the delivery should be retried; a permanent failure, or a
+// transient one on the last allowed attempt, is recorded and acknowledged.
+// attempt is the delivery attempt (1 = first), 0 when unknown.
+func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt int) error {
+	if _, done, err := s.Store.ImageResult(ctx, m.RequestID, m.Image); err != nil {
+		return err
+	} else if done {
+		// A duplicate: the image counts already. Finishing the request may
+		// still be owed if the first delivery died after counting.
+		return s.checkCompletion(ctx, m)
+	}
+	log := s.Log.With("requestId", m.RequestID, "image", m.Image.ID(), "attempt", attempt)
+	res, err := s.process(ctx, m)
+	if err != nil {
+		last := s.MaxDeliveryAttempts > 0 && attempt >= s.MaxDeliveryAttempts
+		if fault.Retryable(err) && !last {
+			log.Warn("image failed, will retry", "reason", fault.ReasonOf(err), "error", err.Error())
+			return err
+		}
+		res = batch.ImageResult{State: batch.ImageFailed, Reason: fault.ReasonOf(err), Error: err.Error(), Attempt: attempt, FinishedAt: time.Now().UTC()}
+		log.Info("image failed", "reason", res.Reason, "error", res.Error)
+	}
+	if _, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
+		return err
+	}
+	return s.checkCompletion(ctx, m)
+}
+
+// DeadLetter records an image whose message exhausted its deliveries.
+func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts int) error {
+	res := batch.ImageResult{State: batch.ImageFailed, Reason: "dead_lettered",
+		Error: fmt.Sprintf("gave up after %d delivery attempts", attempts), Attempt: attempts, FinishedAt: time.Now().UTC()}
+	if _, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
+		return err
+	}
+	return s.checkCompletion(ctx, m)
+}
+
+// process fetches, compresses and stores one image.
+func (s *Service) process(ctx context.Context, m queue.ImageMessage) (batch.ImageResult, error) {
+	if s.sem != nil {
+		select {
+		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
+		case <-ctx.Done():
+			return batch.ImageResult{}, fault.Wrap(fault.Transient, "canceled", ctx.Err(), "waiting for a compression slot")
+		}
+	}
+	in, err := s.Fetcher.Fetch(ctx, m.URL, s.MaxImageBytes)
+	if err != nil {
+		return batch.ImageResult{}, err
+	}
+	out, err := imagework.Compress(in, m.Quality, s.ImageLimits)
+	if err != nil {
+		return batch.ImageResult{}, err
+	}
+	name := batch.ObjectName(m.RequestID, m.Image)
+	if err := s.Bucket.Put(ctx, name, out.JPEG); err != nil {
+		return batch.ImageResult{}, err
+	}
+	return batch.ImageResult{
+		State: batch.ImageDone, Object: name, InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
+		KeptInput: out.KeptInput, Format: out.Format, FinishedAt: time.Now().UTC(),
+	}, nil
+}
+
+// checkCompletion finishes the request when m's image was the last one: the
+// shard is read first (cheap), every shard only when this one is done.
+func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) error {
+	done, err := s.Store.ShardFinished(ctx, m.RequestID, m.Shard)
+	if err != nil || !done {
+		return err
+	}
+	r, err := s.Store.GetRequest(ctx, m.RequestID)
+	if err != nil {
+		return err
+	}
+	c, _, err := s.Store.Counts(ctx, r)
+	if err != nil || !c.Finished() {
+		return err
+	}
+	won, comp, err := s.Store.Complete(ctx, r, c)
+	if err != nil {
+		return err
+	}
+	if comp.HookFired {
+		return nil
+	}
+	if !won && time.Since(comp.At) < s.HookGrace {
+		// The winner is firing the hook right now, or died doing it: ask
+		// for a redelivery, which looks again after the grace period.
+		return fault.New(fault.Transient, "completion_pending", "request %s: completion hook not confirmed yet", r.ID)
+	}
+	if won {
+		s.Log.Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
+	}
+	r.Status = comp.Status
+	if err := s.Hook.RequestFinished(ctx, r, c); err != nil {
+		return fault.Wrap(fault.Transient, "hook_failed", err, "request %s: completion hook", r.ID)
+	}
+	return s.Store.HookFired(ctx, r.ID)
+}

@@ -1,0 +1,183 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/csv"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/store"
+)
+
+// StatusView is what GET /api/status/{id} answers.
+type StatusView struct {
+	RequestID       string        `json:"requestId"`
+	Status          batch.Status  `json:"status"`
+	TotalImages     int           `json:"totalImages"`
+	ProcessedImages int           `json:"processedImages"`
+	FailedImages    int           `json:"failedImages"`
+	CreatedAt       time.Time     `json:"createdAt"`
+	UpdatedAt       time.Time     `json:"updatedAt"`
+	CompletedAt     *time.Time    `json:"completedAt,omitempty"`
+	Products        []ProductView `json:"products"`
+	Page            PageView      `json:"page"`
+}
+
+// ProductView is one product with its outputs aligned to its inputs.
+type ProductView struct {
+	SerialNumber    string       `json:"serialNumber"`
+	ProductName     string       `json:"productName"`
+	InputImageURLs  []string     `json:"inputImageUrls"`
+	OutputImageURLs []string     `json:"outputImageUrls"` // "" where failed or pending
+	Errors          []ImageError `json:"errors,omitempty"`
+}
+
+// ImageError explains one failed image.
+type ImageError struct {
+	Index    int    `json:"index"` // position in inputImageUrls
+	InputURL string `json:"inputUrl"`
+	Reason   string `json:"reason"`
+	Message  string `json:"message"`
+}
+
+// PageView says which products the answer holds.
+type PageView struct {
+	Offset        int  `json:"offset"`
+	Limit         int  `json:"limit"`
+	TotalProducts int  `json:"totalProducts"`
+	NextOffset    *int `json:"nextOffset,omitempty"`
+}
+
+// MaxPage is the most products one status answer holds.
+const MaxPage = 1000
+
+// Status reads a request's status with products [offset, offset+limit).
+// owner, when not empty, must match the request's: another key's request
+// is not found.
+func (s *Service) Status(ctx context.Context, id, owner string, offset, limit int) (StatusView, error) {
+	r, err := s.getOwned(ctx, id, owner)
+	if err != nil {
+		return StatusView{}, err
+	}
+	c, updated, err := s.Store.Counts(ctx, r)
+	if err != nil {
+		return StatusView{}, err
+	}
+	v := StatusView{
+		RequestID: r.ID, TotalImages: r.TotalImages, ProcessedImages: c.Processed, FailedImages: c.Failed,
+		CreatedAt: r.CreatedAt, UpdatedAt: maxTime(r.CreatedAt, updated),
+	}
+	switch r.Status {
+	case batch.Completed, batch.Failed:
+		v.Status = r.Status
+		at := r.CompletedAt
+		v.CompletedAt = &at
+		v.UpdatedAt = maxTime(v.UpdatedAt, at)
+	default:
+		// Every image may be counted a moment before the completion is
+		// recorded: the status turns final only with the completion.
+		v.Status = batch.StatusOf(batch.Counts{Total: r.TotalImages, Processed: c.Processed, Failed: c.Failed})
+		if v.Status == batch.Completed || v.Status == batch.Failed {
+			v.Status = batch.Processing
+		}
+	}
+	limit = min(max(limit, 1), MaxPage)
+	offset = max(offset, 0)
+	v.Page = PageView{Offset: offset, Limit: limit, TotalProducts: r.ProductCount}
+	if next := offset + limit; next < r.ProductCount {
+		v.Page.NextOffset = &next
+	}
+	v.Products, err = s.productViews(ctx, r, offset, offset+limit)
+	return v, err
+}
+
+func (s *Service) getOwned(ctx context.Context, id, owner string) (store.Request, error) {
+	r, err := s.Store.GetRequest(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	if owner != "" && r.Owner != owner {
+		return store.Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
+	}
+	return r, nil
+}
+
+func (s *Service) productViews(ctx context.Context, r store.Request, from, to int) ([]ProductView, error) {
+	products, err := s.Store.Products(ctx, r, from, to)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.Store.Results(ctx, r.ID, from, products)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProductView, len(products))
+	for i, p := range products {
+		pv := ProductView{SerialNumber: p.SerialNumber, ProductName: p.ProductName, InputImageURLs: p.InputURLs, OutputImageURLs: make([]string, len(p.InputURLs))}
+		for u, in := range p.InputURLs {
+			res, ok := results[batch.ImageRef{Product: from + i, URL: u}]
+			switch {
+			case !ok:
+			case res.State == batch.ImageDone:
+				pv.OutputImageURLs[u] = s.Bucket.URL(res.Object)
+			default:
+				pv.Errors = append(pv.Errors, ImageError{Index: u, InputURL: in, Reason: res.Reason, Message: res.Error})
+			}
+		}
+		out[i] = pv
+	}
+	return out, nil
+}
+
+// Report writes the request as CSV: Serial Number, Product Name, Input
+// Image URLs, Output Image URLs, in input order, URL lists comma-separated
+// and aligned (an empty entry where an image failed or is pending). It
+// streams page by page, so its memory does not grow with the request.
+func (s *Service) Report(ctx context.Context, id, owner string, w io.Writer) error {
+	r, err := s.getOwned(ctx, id, owner)
+	if err != nil {
+		return err
+	}
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{batch.ColSerial, batch.ColName, batch.ColURLs, "Output Image URLs"}); err != nil {
+		return err
+	}
+	for from := 0; from < r.ProductCount; from += MaxPage {
+		views, err := s.productViews(ctx, r, from, from+MaxPage)
+		if err != nil {
+			return err
+		}
+		for _, v := range views {
+			if err := cw.Write([]string{
+				SafeCell(v.SerialNumber), SafeCell(v.ProductName),
+				SafeCell(strings.Join(v.InputImageURLs, ", ")), SafeCell(strings.Join(v.OutputImageURLs, ", ")),
+			}); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SafeCell neutralises a cell a spreadsheet would run as a formula (=, +,
+// -, @, tab, carriage return first) by prefixing an apostrophe.
+func SafeCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,87 @@
+// Package queue is imgpipe's Pub/Sub adapter: one message per image, with
+// everything the compress function needs to do its work without reading
+// the request's products.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"cloud.google.com/go/pubsub/v2"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// ImageMessage is the body of one image's message.
+type ImageMessage struct {
+	RequestID string         `json:"requestId"`
+	Image     batch.ImageRef `json:"image"`
+	URL       string         `json:"url"`
+	Quality   int            `json:"quality"`
+	Shard     int            `json:"shard"`
+}
+
+// Encode is the message data.
+func (m ImageMessage) Encode() []byte {
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// Decode parses a message's data; a malformed one is permanent.
+func Decode(data []byte) (ImageMessage, error) {
+	var m ImageMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fault.Wrap(fault.Permanent, "bad_message", err, "undecodable image message")
+	}
+	if m.RequestID == "" || m.URL == "" || m.Quality < 1 || m.Quality > 100 || m.Image.Product < 0 || m.Image.URL < 0 || m.Shard < 0 {
+		return m, fault.New(fault.Permanent, "bad_message", "incomplete image message %s", data)
+	}
+	return m, nil
+}
+
+// Publisher publishes image messages to one topic.
+type Publisher struct {
+	client *pubsub.Client
+	pub    *pubsub.Publisher
+}
+
+// NewPublisher connects to topic (an ID or a full name); the client honours
+// PUBSUB_EMULATOR_HOST.
+func NewPublisher(ctx context.Context, project, topic string) (*Publisher, error) {
+	c, err := pubsub.NewClient(ctx, project)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub.NewClient: %w", err)
+	}
+	p := c.Publisher(topic)
+	// Batches of up to 1000 messages; never more than 10k unacknowledged
+	// publishes in memory, blocking rather than failing.
+	p.PublishSettings.CountThreshold = 1000
+	p.PublishSettings.FlowControlSettings.MaxOutstandingMessages = 10_000
+	p.PublishSettings.FlowControlSettings.LimitExceededBehavior = pubsub.FlowControlBlock
+	return &Publisher{client: c, pub: p}, nil
+}
+
+// PublishAll publishes every message, batched by the client, and returns the
+// indexes of those that could not be published (the client has already
+// retried transient errors).
+func (p *Publisher) PublishAll(ctx context.Context, msgs []ImageMessage) (failed []int, lastErr error) {
+	results := make([]*pubsub.PublishResult, len(msgs))
+	for i, m := range msgs {
+		results[i] = p.pub.Publish(ctx, &pubsub.Message{Data: m.Encode(), Attributes: map[string]string{"requestId": m.RequestID}})
+	}
+	for i, r := range results {
+		if _, err := r.Get(ctx); err != nil {
+			failed = append(failed, i)
+			lastErr = err
+		}
+	}
+	return failed, lastErr
+}
+
+// Close flushes and releases the publisher.
+func (p *Publisher) Close() error {
+	p.pub.Stop()
+	return p.client.Close()
+}
