@@ -128,4 +128,3 @@ func RegisterLocalRoutes(ctx context.Context) error {
 
 // PushPath is the local path prefix for pushes to the named function.
 func PushPath(name string) string { return "/" + name + "/" }
-

@@ -33,6 +33,7 @@ type Store interface {
 	Complete(ctx context.Context, r store.Request, c batch.Counts) (won bool, comp store.Completion, err error)
 	HookFired(ctx context.Context, id string) error
 	GetCompletion(ctx context.Context, id string) (store.Completion, bool, error)
+	CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error)
 }
 
 // Publisher fans image messages out.
@@ -160,6 +161,11 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 	}
 	log := s.Log.With("requestId", m.RequestID, "image", m.Image.ID(), "attempt", attempt)
 	res, err := s.process(ctx, m)
+	if err != nil && fault.Retryable(err) {
+		if n, cerr := s.Store.CountAttempt(ctx, m.RequestID, m.Image); cerr == nil {
+			attempt = max(attempt, n)
+		}
+	}
 	if err != nil {
 		last := s.MaxDeliveryAttempts > 0 && attempt >= s.MaxDeliveryAttempts
 		if fault.Retryable(err) && !last {

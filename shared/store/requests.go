@@ -34,6 +34,7 @@ const (
 	colShards   = "shards"
 	colImages   = "images"
 	colEvents   = "events"
+	colAttempts = "attempts"
 	docComplete = "completed"
 
 	// MaxShards bounds the counter shards of one request.
@@ -397,4 +398,22 @@ func (s *Store) GetCompletion(ctx context.Context, id string) (Completion, bool,
 		return c, false, fmt.Errorf("firestore.DataTo: %w", err)
 	}
 	return c, true, nil
+}
+
+// CountAttempt counts one failed delivery of an image and returns how many
+// there have been. Pub/Sub's own count does not reach the function
+// (functions-framework drops deliveryAttempt), and a dead-letter policy
+// depends on IAM that can be missing: this count is ours.
+func (s *Store) CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error) {
+	doc := s.req(id).Collection(colAttempts).Doc(ref.ID())
+	if _, err := doc.Set(ctx, map[string]any{"failures": firestore.Increment(1)}, firestore.MergeAll); err != nil {
+		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "counting attempts of %s/%s", id, ref.ID())
+	}
+	snap, err := doc.Get(ctx)
+	if err != nil {
+		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "counting attempts of %s/%s", id, ref.ID())
+	}
+	n, _ := snap.DataAt("failures")
+	v, _ := n.(int64)
+	return int(v), nil
 }

@@ -1,0 +1,449 @@
+package functions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image/jpeg"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/config"
+	"github.com/imgpipe/imgpipe/shared/emulatortest"
+	"github.com/imgpipe/imgpipe/shared/localstack"
+	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/store"
+)
+
+// End-to-end on the local stack: upload through the API, Pub/Sub pushes to
+// the compress function (through a proxy that can deliver every message
+// twice), outputs in fake-gcs-server, counts in the Firestore emulator.
+
+// forwards counts the deliveries the proxy made, by dup mode.
+var forwards = &counter{m: map[string]int{}}
+
+type counter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (c *counter) Add(k string, n int) {
+	c.mu.Lock()
+	c.m[k] += n
+	c.mu.Unlock()
+}
+
+func (c *counter) Get(k string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[k]
+}
+
+var (
+	cfg      config.Config
+	apiURL   string // the function host
+	imageURL string // the test image server
+	st       *store.Store
+)
+
+func TestMain(m *testing.M) {
+	emulatortest.Require("functions", emulatortest.All...)
+	s := emulatortest.Suffix()
+	for k, v := range map[string]string{
+		"IMGPIPE_BUCKET": "imgpipe-e2e-" + s, "IMGPIPE_IMAGES_TOPIC": "images-" + s, "IMGPIPE_DEADLETTER_TOPIC": "dead-" + s,
+		"IMGPIPE_WEBHOOK_QUEUE": "webhooks-" + s, "IMGPIPE_ALLOW_LOOPBACK": "true", "IMGPIPE_FETCH_TIMEOUT": "3s",
+	} {
+		os.Setenv(k, v)
+	}
+	var err error
+	if cfg, err = config.Load(); err != nil {
+		fail(err)
+	}
+	ctx := context.Background()
+	if apiURL, err = localstack.StartHost(ctx, "127.0.0.1:0"); err != nil {
+		fail(err)
+	}
+	proxy := httptest.NewServer(duplicatingProxy(apiURL))
+	if err := localstack.Wire(ctx, localstack.ProductionWiring(cfg, proxy.URL)); err != nil {
+		fail(err)
+	}
+	images := httptest.NewServer(imageServer())
+	imageURL = images.URL
+	if st, err = store.Open(ctx, cfg.Project); err != nil {
+		fail(err)
+	}
+	code := m.Run()
+	proxy.Close()
+	images.Close()
+	os.Exit(code)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// duplicatingProxy forwards Pub/Sub pushes to the host. An image whose URL
+// carries dup=twice is delivered twice in a row; dup=concurrent, twice at
+// once. It answers 2xx only when every forwarded delivery did.
+func duplicatingProxy(host string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var env struct {
+			Message struct {
+				Data []byte `json:"data"`
+			} `json:"message"`
+		}
+		_ = json.Unmarshal(body, &env)
+		var m struct {
+			URL string `json:"url"`
+		}
+		_ = json.Unmarshal(env.Message.Data, &m)
+		mode := ""
+		if u, err := url.Parse(m.URL); err == nil {
+			mode = u.Query().Get("dup")
+		}
+		forwards.Add(mode, 1)
+		forward := func() int {
+			resp, err := http.Post(host+r.URL.Path, r.Header.Get("Content-Type"), bytes.NewReader(body))
+			if err != nil {
+				return 502
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		codes := []int{}
+		if mode == "twice" || mode == "concurrent" {
+			forwards.Add(mode, 1)
+		}
+		switch mode {
+		case "twice":
+			codes = append(codes, forward(), forward())
+		case "concurrent":
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for i := 0; i < 2; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := forward()
+					mu.Lock()
+					codes = append(codes, c)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+		default:
+			codes = append(codes, forward())
+		}
+		for _, c := range codes {
+			if c < 200 || c > 299 {
+				w.WriteHeader(c)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// imageServer serves testdata/images, plus hostile and broken answers.
+func imageServer() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/images/", http.StripPrefix("/images/", http.FileServer(http.Dir(filepath.Join("..", "testdata", "images")))))
+	mux.HandleFunc("/text.jpg", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/jpeg") // a lie
+		w.Write([]byte("<html><body>not an image</body></html>"))
+	})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	mux.HandleFunc("/flaky.jpg", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.RawQuery]++
+		n := seen[r.URL.RawQuery]
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", "coffee.jpg"))
+	})
+	mux.HandleFunc("/always-503.jpg", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	return mux
+}
+
+// fixtureProducts builds 22 products, 55 images: JPEG (baseline,
+// progressive, EXIF-rotated), PNG, GIF, WebP, and 5 that must fail.
+func fixtureProducts(dup string) (products []batch.Product, wantFailed map[string]string) {
+	good := []string{"coffee.jpg", "rocket-progressive.jpg", "chelsea.png", "astronaut.webp", "coffee-exif-rotated.jpg", "chelsea-animated.gif"}
+	q := "?dup=" + dup
+	wantFailed = map[string]string{
+		imageURL + "/images/missing.jpg" + q: "http_404",
+		imageURL + "/text.jpg" + q:           "not_an_image",
+		"http://127.0.0.1:1/refused.jpg" + q: "", // transient: retried, then dead-lettered
+	}
+	k := 0
+	for i := 0; i < 22; i++ {
+		p := batch.Product{SerialNumber: fmt.Sprintf("SKU-%03d", i+1), ProductName: fmt.Sprintf("Product %d", i+1)}
+		n := 2 + i%2 // 2 or 3 URLs
+		if i == 21 {
+			n = 4
+		}
+		for j := 0; j < n; j++ {
+			p.InputURLs = append(p.InputURLs, fmt.Sprintf("%s/images/%s%s&k=%d", imageURL, good[k%len(good)], q, k))
+			k++
+		}
+		products = append(products, p)
+	}
+	products[3].InputURLs[1] = imageURL + "/images/missing.jpg" + q
+	products[7].InputURLs[0] = imageURL + "/text.jpg" + q
+	products[12].InputURLs[1] = imageURL + "/flaky.jpg" + q // 503 once, then fine
+	return products, wantFailed
+}
+
+func csvOf(products []batch.Product) string {
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"Serial Number", "Product Name", "Input Image URLs"})
+	for _, p := range products {
+		w.Write([]string{p.SerialNumber, p.ProductName, strings.Join(p.InputURLs, ", ")})
+	}
+	w.Flush()
+	return b.String()
+}
+
+func uploadCSV(t *testing.T, body string) (string, int) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("csv", "products.csv")
+	fw.Write([]byte(body))
+	mw.WriteField("quality", "50")
+	mw.Close()
+	resp, err := http.Post(apiURL+"/api/upload", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		RequestID   string `json:"requestId"`
+		Status      string `json:"status"`
+		TotalImages int    `json:"totalImages"`
+		StatusURL   string `json:"statusUrl"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.Status != "PENDING" || out.StatusURL != apiURL+"/api/status/"+out.RequestID || len(out.RequestID) != 26 {
+		t.Fatalf("upload response %s (%v)", raw, err)
+	}
+	return out.RequestID, out.TotalImages
+}
+
+func getStatus(t *testing.T, id string) pipeline.StatusView {
+	t.Helper()
+	resp, err := http.Get(apiURL + "/api/status/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v pipeline.StatusView
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status: %d %s", resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func awaitFinal(t *testing.T, id string, within time.Duration) pipeline.StatusView {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v := getStatus(t, id)
+		if v.Status == batch.Completed || v.Status == batch.Failed {
+			return v
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s still %s after %v: %d processed, %d failed of %d", id, v.Status, within, v.ProcessedImages, v.FailedImages, v.TotalImages)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	for _, dup := range []string{"none", "twice", "concurrent"} {
+		t.Run("delivery="+dup, func(t *testing.T) {
+			t.Parallel()
+			runPipeline(t, dup)
+		})
+	}
+}
+
+func runPipeline(t *testing.T, dup string) {
+	products, wantFailed := fixtureProducts(dup)
+	// The unreachable URL goes to the last product, so dead-lettering is covered too.
+	products[21].InputURLs[3] = "http://127.0.0.1:1/refused.jpg?dup=" + dup
+	total := 0
+	for _, p := range products {
+		total += len(p.InputURLs)
+	}
+	start := time.Now()
+	id, gotTotal := uploadCSV(t, csvOf(products))
+	if gotTotal != total || total < 50 || len(products) < 20 {
+		t.Fatalf("totalImages %d, want %d (≥50, %d products)", gotTotal, total, len(products))
+	}
+	v := awaitFinal(t, id, 120*time.Second)
+	t.Logf("delivery=%s: %d images finished in %v", dup, total, time.Since(start))
+
+	if v.Status != batch.Completed || v.ProcessedImages != total-3 || v.FailedImages != 3 || v.TotalImages != total {
+		t.Errorf("final status %s processed %d failed %d total %d; want COMPLETED %d/3/%d", v.Status, v.ProcessedImages, v.FailedImages, v.TotalImages, total-3, total)
+	}
+	if len(v.Products) != len(products) {
+		t.Fatalf("%d products in status, want %d", len(v.Products), len(products))
+	}
+	inputs := map[string][]byte{}
+	for i, p := range v.Products {
+		if p.SerialNumber != products[i].SerialNumber || strings.Join(p.InputImageURLs, " ") != strings.Join(products[i].InputURLs, " ") {
+			t.Errorf("product %d out of order or altered: %+v", i, p)
+		}
+		if len(p.OutputImageURLs) != len(p.InputImageURLs) {
+			t.Errorf("product %d: %d outputs for %d inputs", i, len(p.OutputImageURLs), len(p.InputImageURLs))
+			continue
+		}
+		failedAt := map[int]pipeline.ImageError{}
+		for _, e := range p.Errors {
+			failedAt[e.Index] = e
+		}
+		for u, in := range p.InputImageURLs {
+			reason, mustFail := wantFailed[in]
+			if e, failed := failedAt[u]; failed {
+				if !mustFail {
+					t.Errorf("%s failed unexpectedly: %+v", in, e)
+				} else if reason != "" && e.Reason != reason {
+					t.Errorf("%s failed with %q, want %q", in, e.Reason, reason)
+				} else if reason == "" && e.Reason != "dead_lettered" && e.Reason != "connection_failed" {
+					t.Errorf("%s failed with %q, want dead_lettered", in, e.Reason)
+				}
+				if p.OutputImageURLs[u] != "" || e.Message == "" {
+					t.Errorf("%s: failed image with output %q message %q", in, p.OutputImageURLs[u], e.Message)
+				}
+				continue
+			}
+			if mustFail {
+				t.Errorf("%s did not fail", in)
+				continue
+			}
+			out := fetch(t, p.OutputImageURLs[u])
+			if _, err := jpeg.DecodeConfig(bytes.NewReader(out)); err != nil {
+				t.Errorf("output of %s is not a JPEG: %v", in, err)
+			}
+			if inputs[in] == nil {
+				inputs[in] = fetch(t, strings.Replace(in, "/flaky.jpg", "/images/coffee.jpg", 1))
+			}
+			if len(out) > len(inputs[in]) {
+				t.Errorf("output of %s is %d bytes, input %d", in, len(out), len(inputs[in]))
+			}
+		}
+	}
+
+	// The report says what the status says.
+	resp, err := http.Get(apiURL + "/api/report/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || resp.Header.Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("report: %v (%s)", err, resp.Header.Get("Content-Type"))
+	}
+	if strings.Join(rows[0], "|") != "Serial Number|Product Name|Input Image URLs|Output Image URLs" || len(rows) != len(products)+1 {
+		t.Fatalf("report header %v, %d rows", rows[0], len(rows))
+	}
+	for i, p := range v.Products {
+		want := []string{p.SerialNumber, p.ProductName, strings.Join(p.InputImageURLs, ", "), strings.Join(p.OutputImageURLs, ", ")}
+		if strings.Join(rows[i+1], "|") != strings.Join(want, "|") {
+			t.Errorf("report row %d = %q, want %q", i+1, rows[i+1], want)
+		}
+	}
+
+	if n := forwards.Get(dup); dup != "none" && n < 2*total {
+		t.Errorf("the proxy made %d deliveries for %d images: duplicates did not happen", n, total)
+	}
+	t.Logf("delivery=%s: %d pushes forwarded for %d images", dup, forwards.Get(dup), total)
+
+	// One completion, one hook call, however often messages came.
+	comp, found, err := st.GetCompletion(context.Background(), id)
+	if err != nil || !found || comp.HookCalls != 1 || !comp.HookFired {
+		t.Errorf("completion %+v found %v err %v, want exactly one hook call", comp, found, err)
+	}
+}
+
+func fetch(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	return b
+}
+
+func TestAPIErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, ctype, body string
+		status            int
+		want              string
+	}{
+		{"csv problems", "text/csv", "Serial Number,Product Name,Input Image URLs\n1,,ftp://x\n", 400, `line 2, column \"Product Name\": is empty`},
+		{"json problems", "application/json", `{"products":[]}`, 400, `\"products\" is missing or empty`},
+		{"wrong type", "image/png", "x", 415, `is not accepted`},
+		{"bad quality", "text/csv", "Serial Number,Product Name,Input Image URLs\n1,a,http://x.example/a.jpg\n", 400, `quality: \"abc\" is not a whole number`},
+	}
+	for _, tt := range tests {
+		u := apiURL + "/api/upload"
+		if tt.name == "bad quality" {
+			u += "?quality=abc"
+		}
+		resp, err := http.Post(u, tt.ctype, strings.NewReader(tt.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: %d %s; want %d containing %s", tt.name, resp.StatusCode, b, tt.status, tt.want)
+		}
+	}
+	for _, path := range []string{"/api/status/nosuchrequest", "/api/report/nosuchrequest", "/api/nothing"} {
+		resp, err := http.Get(apiURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || !strings.Contains(string(b), `"code": "not_found"`) {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
