@@ -9,13 +9,15 @@ PROJECT := imgpipe-local
 DEV_HOST := 127.0.0.1:8080
 DEV_PORTS := -pubsub 8085 -firestore 8086 -gcs 4443 -tasks 8123
 TEST_PORTS := -pubsub 18085 -firestore 18086 -gcs 14443 -tasks 18123
+DEMO_PORTS := -pubsub 28085 -firestore 28086 -gcs 24443 -tasks 28123
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(PROJECT)
 
-.PHONY: help tools dev test test-unit lint emulators-up emulators-down emulators-status clean
+.PHONY: help tools dev demo test test-unit lint emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
+	@echo "make demo             upload testdata/sample.csv on a fresh local stack, print status, report, outputs"
 	@echo "make test             lint, unit and integration tests on their own emulators"
 	@echo "make emulators-up     start the dev emulators in the background (ports 8085 8086 4443 8123)"
 	@echo "make emulators-down   stop them (by the PIDs recorded in .stack/dev/pids)"
@@ -26,7 +28,7 @@ tools:
 	@mkdir -p $(BIN)
 	@cd emulators && go build -o ../$(BIN)/ ./cmd/stack ./cmd/cloudtasks-emulator \
 	  && go build -o ../$(BIN)/fake-gcs-server github.com/fsouza/fake-gcs-server
-	@go build -o $(BIN)/ ./functions/cmd/devhost
+	@go build -o $(BIN)/ ./functions/cmd/devhost ./functions/cmd/demo
 
 emulators-up: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/dev $(DEV_PORTS)
@@ -41,7 +43,13 @@ dev: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/dev $(DEV_PORTS)
 	@trap '$(STACK) down $(STACK_FLAGS) -dir .stack/dev; echo "stopped"' EXIT; \
 	  set -a; . .stack/dev/env; set +a; \
-	  IMGPIPE_BUCKET=imgpipe-local-images $(BIN)/devhost -addr $(DEV_HOST)
+	  IMGPIPE_BUCKET=imgpipe-local-images IMGPIPE_ALLOW_LOOPBACK=true $(BIN)/devhost -addr $(DEV_HOST)
+
+demo: tools
+	@$(STACK) up $(STACK_FLAGS) -dir .stack/demo $(DEMO_PORTS)
+	@trap '$(STACK) down $(STACK_FLAGS) -dir .stack/demo' EXIT; \
+	  set -a; . .stack/demo/env; set +a; \
+	  IMGPIPE_BUCKET=imgpipe-demo-images IMGPIPE_ALLOW_LOOPBACK=true $(BIN)/demo -addr 127.0.0.1:28080 -images 127.0.0.1:8090
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt would change: $$bad"; exit 1; fi
