@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,19 @@ func TestLoadJoinsEveryProblem(t *testing.T) {
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// The README's configuration table lists every variable.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Variables {
+		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table lacks %s", v.Name)
 		}
 	}
 }
