@@ -478,7 +478,14 @@ func TestPauseResumeAndRunTask(t *testing.T) {
 	if ds[0].header.Get("X-CloudTasks-TaskName") != "forced" {
 		t.Errorf("RunTask dispatched %q", ds[0].header.Get("X-CloudTasks-TaskName"))
 	}
-	list, err := listTasks(c, q.Name)
+	// The forced task is deleted once its response is in: wait for that.
+	var list []string
+	var err error
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if list, err = listTasks(c, q.Name); err != nil || len(list) == 1 {
+			break
+		}
+	}
 	if err != nil || len(list) != 1 || list[0] != q.Name+"/tasks/waits" {
 		t.Errorf("ListTasks on the paused queue = %v, %v; want the waiting task", list, err)
 	}
