@@ -43,13 +43,13 @@ dev: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/dev $(DEV_PORTS)
 	@trap '$(STACK) down $(STACK_FLAGS) -dir .stack/dev; echo "stopped"' EXIT; \
 	  set -a; . .stack/dev/env; set +a; \
-	  IMGPIPE_BUCKET=imgpipe-local-images IMGPIPE_ALLOW_LOOPBACK=true $(BIN)/devhost -addr $(DEV_HOST)
+	  IMGPIPE_BUCKET=imgpipe-local-images $(BIN)/devhost -addr $(DEV_HOST)
 
 demo: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/demo $(DEMO_PORTS)
 	@trap '$(STACK) down $(STACK_FLAGS) -dir .stack/demo' EXIT; \
 	  set -a; . .stack/demo/env; set +a; \
-	  IMGPIPE_BUCKET=imgpipe-demo-images IMGPIPE_ALLOW_LOOPBACK=true $(BIN)/demo -addr 127.0.0.1:28080 -images 127.0.0.1:8090
+	  IMGPIPE_BUCKET=imgpipe-demo-images $(BIN)/demo -addr 127.0.0.1:28080 -images 127.0.0.1:8090
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt would change: $$bad"; exit 1; fi

@@ -22,6 +22,7 @@ var apiMux = func() *http.ServeMux {
 	m.HandleFunc("GET /api/status/{id}", status)
 	m.HandleFunc("GET /api/report/{id}", report)
 	m.HandleFunc("GET /api/download/{id}", report)
+	m.HandleFunc("POST /api/requests/{id}/webhook/redeliver", redeliver)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (see README: POST /api/upload, GET /api/status/{id}, GET /api/report/{id})", r.Method, r.URL.Path))
 	})
@@ -107,12 +108,12 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	req, err := d.svc.Submit(r.Context(), sub, "")
+	base := baseURL(r, d.cfg.PublicURL)
+	req, err := d.svc.Submit(r.Context(), sub, "", base)
 	if err != nil {
 		writeErrorFor(w, err, req.ID)
 		return
 	}
-	base := baseURL(r, d.cfg.PublicURL)
 	writeJSON(w, http.StatusAccepted, uploadResponse{
 		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
 		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
@@ -248,4 +249,18 @@ func report(w http.ResponseWriter, r *http.Request) {
 	if err := d.svc.Report(r.Context(), id, "", w); err != nil {
 		logger.Error("report failed mid-stream", "requestId", id, "error", err.Error())
 	}
+}
+
+func redeliver(w http.ResponseWriter, r *http.Request) {
+	d, err := loadDeps()
+	if err != nil {
+		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
+		return
+	}
+	n, err := d.svc.RedeliverWebhook(r.Context(), r.PathValue("id"), "")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"requestId": r.PathValue("id"), "redelivery": n, "webhook": "DELIVERING"})
 }

@@ -28,19 +28,23 @@ import (
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/queue"
 	"github.com/imgpipe/imgpipe/shared/store"
+	"github.com/imgpipe/imgpipe/shared/tasks"
+	"github.com/imgpipe/imgpipe/shared/webhook"
 )
 
 // Entry point names, as Terraform deploys them.
 const (
-	FnAPI        = "api"           // HTTP: /api/upload, /api/status/{id}, /api/report/{id}
-	FnCompress   = "compressImage" // CloudEvent: one image message
-	FnDeadLetter = "deadLetter"    // CloudEvent: an image message that exhausted its deliveries
+	FnAPI        = "api"            // HTTP: /api/upload, /api/status/{id}, /api/report/{id}
+	FnCompress   = "compressImage"  // CloudEvent: one image message
+	FnDeadLetter = "deadLetter"     // CloudEvent: an image message that exhausted its deliveries
+	FnDeliver    = "deliverWebhook" // HTTP, called by Cloud Tasks: one webhook attempt
 )
 
 func init() {
 	functions.HTTP(FnAPI, api)
 	functions.CloudEvent(FnCompress, compressImage)
 	functions.CloudEvent(FnDeadLetter, deadLetter)
+	functions.HTTP(FnDeliver, deliverWebhook)
 }
 
 var logger = cloudlog.New(os.Stderr)
@@ -70,22 +74,36 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc, err := tasks.NewClient(ctx, cfg.TasksEmulatorHost)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := webhook.NewSigner(cfg.WebhookSecrets)
+	if err != nil {
+		return nil, err
+	}
+	guard := outbound.Guard{AllowLoopback: cfg.AllowLoopback}
 	svc := &pipeline.Service{
 		Store:     st,
 		Publisher: pub,
 		Bucket:    bkt,
-		Fetcher: outbound.NewClient(outbound.Options{
-			Guard:        outbound.Guard{AllowLoopback: cfg.AllowLoopback},
-			Timeout:      cfg.FetchTimeout,
-			MaxRedirects: 5,
-		}),
-		Hook:                logHook{},
+		Fetcher:   outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5}),
+		Webhooks: pipeline.Webhooks{
+			Enqueuer: &tasks.Enqueuer{Client: tc, Queue: cfg.QueueName(), TargetURL: cfg.WebhookDeliveryURL,
+				ServiceAccount: cfg.TasksServiceAccount, Deadline: cfg.WebhookTimeout + 20*time.Second},
+			Signer:          signer,
+			Client:          outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.WebhookTimeout, MaxRedirects: 0}).HTTPClient(),
+			Timeout:         cfg.WebhookTimeout,
+			MaxAttempts:     cfg.WebhookMaxAttempts,
+			InlineMaxImages: cfg.WebhookInlineMaxImages,
+		},
 		Log:                 logger,
 		MaxImageBytes:       cfg.MaxImageBytes,
 		ImageLimits:         imagework.Limits{MaxPixels: cfg.MaxPixels, MaxDimension: cfg.MaxDimension},
 		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
 		HookGrace:           time.Minute,
 	}
+	svc.Hook = pipeline.WebhookHook{S: svc}
 	svc.SetConcurrency(cfg.CompressConcurrency)
 	limits := batch.Limits{
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
@@ -93,14 +111,6 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	}
 	return &deps{cfg: cfg, limits: limits, svc: svc}, nil
 })
-
-// logHook is the completion hook until webhooks land: it logs.
-type logHook struct{}
-
-func (logHook) RequestFinished(ctx context.Context, r store.Request, c batch.Counts) error {
-	logger.Info("completion hook", "requestId", r.ID, "status", r.Status, "processed", c.Processed, "failed", c.Failed)
-	return nil
-}
 
 // pushTargets lists the Pub/Sub-triggered functions by name.
 var pushTargets = map[string]func(context.Context, event.Event) error{

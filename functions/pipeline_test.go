@@ -68,11 +68,12 @@ func TestMain(m *testing.M) {
 		os.Setenv(k, v)
 	}
 	var err error
-	if cfg, err = config.Load(); err != nil {
-		fail(err)
-	}
 	ctx := context.Background()
 	if apiURL, err = localstack.StartHost(ctx, "127.0.0.1:0"); err != nil {
+		fail(err)
+	}
+	localstack.LocalDefaults(apiURL)
+	if cfg, err = config.Load(); err != nil {
 		fail(err)
 	}
 	proxy := httptest.NewServer(duplicatingProxy(apiURL))

@@ -4,12 +4,15 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -33,6 +36,17 @@ type Config struct {
 	MaxDimension        int
 	CompressConcurrency int
 	MaxDeliveryAttempts int
+
+	WebhookSecrets         []string // whsec_…: every one signs, so receivers can rotate
+	WebhookTimeout         time.Duration
+	WebhookMaxAttempts     int
+	WebhookMinBackoff      time.Duration
+	WebhookMaxBackoff      time.Duration
+	WebhookMaxDoublings    int
+	WebhookDeliveryURL     string // URL of the deliverWebhook function, Cloud Tasks' target
+	TasksServiceAccount    string // identity of Cloud Tasks' OIDC tokens; empty locally
+	TasksOIDCAudience      string // audience deliverWebhook checks; empty = no check (local only)
+	WebhookInlineMaxImages int
 
 	MaxUploadBytes int64
 	MaxRows        int
@@ -65,6 +79,16 @@ var Variables = []Variable{
 	{"IMGPIPE_MAX_DIMENSION", "20000", "longest side decoded"},
 	{"IMGPIPE_COMPRESS_CONCURRENCY", "5", "images compressed at once per instance"},
 	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "deliveries of one image message before it is recorded failed (match the dead-letter policy)"},
+	{"IMGPIPE_WEBHOOK_SECRETS", "", "comma-separated whsec_<base64> signing secrets; each signs every delivery (rotation) (required)"},
+	{"IMGPIPE_WEBHOOK_TIMEOUT", "10s", "one webhook attempt: connect, send, answer"},
+	{"IMGPIPE_WEBHOOK_MAX_ATTEMPTS", "5", "webhook attempts before FAILED (the queue's max_attempts)"},
+	{"IMGPIPE_WEBHOOK_MIN_BACKOFF", "1s", "delay before the first webhook retry; doubles each retry"},
+	{"IMGPIPE_WEBHOOK_MAX_BACKOFF", "300s", "longest delay between webhook attempts"},
+	{"IMGPIPE_WEBHOOK_MAX_DOUBLINGS", "16", "times the webhook delay doubles before growing linearly"},
+	{"IMGPIPE_WEBHOOK_DELIVERY_URL", "", "URL of the deliverWebhook function, the target of the webhook tasks (required)"},
+	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook; empty locally"},
+	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty disables the check (local only)"},
+	{"IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", "1000", "requests with more images get a webhook without products, pointing at the report"},
 	{"IMGPIPE_MAX_UPLOAD_BYTES", "67108864", "largest upload body (64 MiB)"},
 	{"IMGPIPE_MAX_ROWS", "100000", "products per request"},
 	{"IMGPIPE_MAX_URLS_PER_ROW", "20", "image URLs per product"},
@@ -122,33 +146,53 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		return b
 	}
 	c := Config{
-		Project:             str("GOOGLE_CLOUD_PROJECT"),
-		Location:            str("IMGPIPE_LOCATION"),
-		Bucket:              str("IMGPIPE_BUCKET"),
-		ImagesTopic:         str("IMGPIPE_IMAGES_TOPIC"),
-		DeadLetterTopic:     str("IMGPIPE_DEADLETTER_TOPIC"),
-		WebhookQueue:        str("IMGPIPE_WEBHOOK_QUEUE"),
-		TasksEmulatorHost:   str("CLOUDTASKS_EMULATOR_HOST"),
-		PublicURL:           str("IMGPIPE_PUBLIC_URL"),
-		OutputURLs:          str("IMGPIPE_OUTPUT_URLS"),
-		SignedURLTTL:        dur("IMGPIPE_SIGNED_URL_TTL"),
-		AllowLoopback:       boolean("IMGPIPE_ALLOW_LOOPBACK"),
-		FetchTimeout:        dur("IMGPIPE_FETCH_TIMEOUT"),
-		MaxImageBytes:       num("IMGPIPE_MAX_IMAGE_BYTES", 1024, 1<<30),
-		MaxPixels:           num("IMGPIPE_MAX_PIXELS", 1, 1<<31),
-		MaxDimension:        int(num("IMGPIPE_MAX_DIMENSION", 1, 65535)),
-		CompressConcurrency: int(num("IMGPIPE_COMPRESS_CONCURRENCY", 1, 1000)),
-		MaxDeliveryAttempts: int(num("IMGPIPE_MAX_DELIVERY_ATTEMPTS", 1, 100)),
-		MaxUploadBytes:      num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, 1<<32),
-		MaxRows:             int(num("IMGPIPE_MAX_ROWS", 1, 10_000_000)),
-		MaxURLsPerRow:       int(num("IMGPIPE_MAX_URLS_PER_ROW", 1, 1000)),
-		MaxImages:           int(num("IMGPIPE_MAX_IMAGES", 1, 10_000_000)),
-		MaxURLLength:        int(num("IMGPIPE_MAX_URL_LENGTH", 16, 65536)),
+		Project:                str("GOOGLE_CLOUD_PROJECT"),
+		Location:               str("IMGPIPE_LOCATION"),
+		Bucket:                 str("IMGPIPE_BUCKET"),
+		ImagesTopic:            str("IMGPIPE_IMAGES_TOPIC"),
+		DeadLetterTopic:        str("IMGPIPE_DEADLETTER_TOPIC"),
+		WebhookQueue:           str("IMGPIPE_WEBHOOK_QUEUE"),
+		TasksEmulatorHost:      str("CLOUDTASKS_EMULATOR_HOST"),
+		PublicURL:              str("IMGPIPE_PUBLIC_URL"),
+		OutputURLs:             str("IMGPIPE_OUTPUT_URLS"),
+		SignedURLTTL:           dur("IMGPIPE_SIGNED_URL_TTL"),
+		AllowLoopback:          boolean("IMGPIPE_ALLOW_LOOPBACK"),
+		FetchTimeout:           dur("IMGPIPE_FETCH_TIMEOUT"),
+		MaxImageBytes:          num("IMGPIPE_MAX_IMAGE_BYTES", 1024, 1<<30),
+		MaxPixels:              num("IMGPIPE_MAX_PIXELS", 1, 1<<31),
+		MaxDimension:           int(num("IMGPIPE_MAX_DIMENSION", 1, 65535)),
+		CompressConcurrency:    int(num("IMGPIPE_COMPRESS_CONCURRENCY", 1, 1000)),
+		MaxDeliveryAttempts:    int(num("IMGPIPE_MAX_DELIVERY_ATTEMPTS", 1, 100)),
+		WebhookSecrets:         splitList(str("IMGPIPE_WEBHOOK_SECRETS")),
+		WebhookTimeout:         dur("IMGPIPE_WEBHOOK_TIMEOUT"),
+		WebhookMaxAttempts:     int(num("IMGPIPE_WEBHOOK_MAX_ATTEMPTS", 1, 100)),
+		WebhookMinBackoff:      dur("IMGPIPE_WEBHOOK_MIN_BACKOFF"),
+		WebhookMaxBackoff:      dur("IMGPIPE_WEBHOOK_MAX_BACKOFF"),
+		WebhookMaxDoublings:    int(num("IMGPIPE_WEBHOOK_MAX_DOUBLINGS", 0, 16)),
+		WebhookDeliveryURL:     str("IMGPIPE_WEBHOOK_DELIVERY_URL"),
+		TasksServiceAccount:    str("IMGPIPE_TASKS_SERVICE_ACCOUNT"),
+		TasksOIDCAudience:      str("IMGPIPE_TASKS_OIDC_AUDIENCE"),
+		WebhookInlineMaxImages: int(num("IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", 0, 100000)),
+		MaxUploadBytes:         num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, 1<<32),
+		MaxRows:                int(num("IMGPIPE_MAX_ROWS", 1, 10_000_000)),
+		MaxURLsPerRow:          int(num("IMGPIPE_MAX_URLS_PER_ROW", 1, 1000)),
+		MaxImages:              int(num("IMGPIPE_MAX_IMAGES", 1, 10_000_000)),
+		MaxURLLength:           int(num("IMGPIPE_MAX_URL_LENGTH", 16, 65536)),
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (c Config) validate() error {
@@ -167,6 +211,21 @@ func (c Config) validate() error {
 	check("IMGPIPE_IMAGES_TOPIC", c.ImagesTopic, idRE, "a Pub/Sub topic ID")
 	check("IMGPIPE_DEADLETTER_TOPIC", c.DeadLetterTopic, idRE, "a Pub/Sub topic ID")
 	check("IMGPIPE_WEBHOOK_QUEUE", c.WebhookQueue, queueRE, "a Cloud Tasks queue ID: letters, digits, hyphens")
+	if len(c.WebhookSecrets) == 0 {
+		errs = append(errs, errors.New("IMGPIPE_WEBHOOK_SECRETS is required (whsec_ followed by base64 of at least 24 random bytes)"))
+	}
+	for i, sec := range c.WebhookSecrets {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sec, "whsec_"))
+		if !strings.HasPrefix(sec, "whsec_") || err != nil || len(key) < 24 {
+			errs = append(errs, fmt.Errorf("IMGPIPE_WEBHOOK_SECRETS entry %d is not whsec_ followed by base64 of at least 24 bytes", i+1))
+		}
+	}
+	if u, err := url.Parse(c.WebhookDeliveryURL); c.WebhookDeliveryURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("IMGPIPE_WEBHOOK_DELIVERY_URL=%q is not an absolute http(s) URL (the deliverWebhook function)", c.WebhookDeliveryURL))
+	}
+	if c.WebhookMinBackoff > c.WebhookMaxBackoff {
+		errs = append(errs, errors.New("IMGPIPE_WEBHOOK_MIN_BACKOFF exceeds IMGPIPE_WEBHOOK_MAX_BACKOFF"))
+	}
 	switch c.OutputURLs {
 	case "auto", "public", "signed":
 	default:
@@ -197,3 +256,7 @@ func Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// DevWebhookSecret signs webhooks on local stacks (make dev, demo, test).
+// Never deploy it: Terraform takes the secret from a variable.
+const DevWebhookSecret = "whsec_aW1ncGlwZS1sb2NhbC1kZXZlbG9wbWVudC1zZWNyZXQ="

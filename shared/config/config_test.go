@@ -10,7 +10,8 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := LoadFrom(env(map[string]string{"GOOGLE_CLOUD_PROJECT": "imgpipe-local", "IMGPIPE_BUCKET": "imgpipe-local-images"}))
+	c, err := LoadFrom(env(map[string]string{"GOOGLE_CLOUD_PROJECT": "imgpipe-local", "IMGPIPE_BUCKET": "imgpipe-local-images",
+		"IMGPIPE_WEBHOOK_SECRETS": DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": "http://127.0.0.1:8080/deliverWebhook"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +33,7 @@ func TestLoadJoinsEveryProblem(t *testing.T) {
 	_, err := LoadFrom(env(map[string]string{
 		"IMGPIPE_LOCATION": "mars", "IMGPIPE_WEBHOOK_QUEUE": "has space", "IMGPIPE_FETCH_TIMEOUT": "soon",
 		"IMGPIPE_MAX_ROWS": "0", "IMGPIPE_ALLOW_LOOPBACK": "maybe", "IMGPIPE_OUTPUT_URLS": "ftp",
+		"IMGPIPE_WEBHOOK_SECRETS": "whsec_c2hvcnQ=, nope",
 	}))
 	if err == nil {
 		t.Fatal("no error")
@@ -45,6 +47,9 @@ func TestLoadJoinsEveryProblem(t *testing.T) {
 		`IMGPIPE_MAX_ROWS="0" is not a whole number from 1 to 10000000`,
 		`IMGPIPE_ALLOW_LOOPBACK="maybe" is not true or false`,
 		`IMGPIPE_OUTPUT_URLS="ftp" is not auto, public or signed`,
+		"IMGPIPE_WEBHOOK_SECRETS entry 1 is not whsec_",
+		"IMGPIPE_WEBHOOK_SECRETS entry 2 is not whsec_",
+		`IMGPIPE_WEBHOOK_DELIVERY_URL="" is not an absolute http(s) URL`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)

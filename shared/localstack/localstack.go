@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -112,10 +113,14 @@ func Wire(ctx context.Context, w Wiring) error {
 		return err
 	}
 	defer tc.Close()
-	q := &cloudtaskspb.Queue{Name: c.QueueName()}
-	parent := "projects/" + c.Project + "/locations/" + c.Location
-	if _, err := tc.CreateQueue(ctx, &cloudtaskspb.CreateQueueRequest{Parent: parent, Queue: q}); ignoreExists(err) != nil {
-		return fmt.Errorf("cloudtasks.CreateQueue: %w", err)
+	// UpdateQueue creates a missing queue and brings an existing one to
+	// the configured retry policy.
+	q := &cloudtaskspb.Queue{Name: c.QueueName(), RetryConfig: &cloudtaskspb.RetryConfig{
+		MaxAttempts: int32(c.WebhookMaxAttempts), MinBackoff: durationpb.New(c.WebhookMinBackoff),
+		MaxBackoff: durationpb.New(c.WebhookMaxBackoff), MaxDoublings: int32(c.WebhookMaxDoublings),
+	}}
+	if _, err := tc.UpdateQueue(ctx, &cloudtaskspb.UpdateQueueRequest{Queue: q}); err != nil {
+		return fmt.Errorf("cloudtasks.UpdateQueue: %w", err)
 	}
 	return nil
 }
@@ -137,6 +142,22 @@ func ignoreExists(err error) error {
 func bucketExists(err error) bool {
 	var ge *googleapi.Error
 	return errors.As(err, &ge) && ge.Code == http.StatusConflict
+}
+
+// LocalDefaults sets what a local host needs and a developer should not
+// have to: the webhook delivery URL on this host, the development signing
+// secret, and fetches from loopback (test image servers, receivers).
+// Variables already set are kept.
+func LocalDefaults(hostURL string) {
+	for k, v := range map[string]string{
+		"IMGPIPE_WEBHOOK_DELIVERY_URL": hostURL + "/" + functions.FnDeliver,
+		"IMGPIPE_WEBHOOK_SECRETS":      config.DevWebhookSecret,
+		"IMGPIPE_ALLOW_LOOPBACK":       "true",
+	} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
 }
 
 // StartHost serves every registered function on addr ("127.0.0.1:0" picks a

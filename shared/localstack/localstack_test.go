@@ -46,12 +46,13 @@ func TestMain(m *testing.M) {
 	os.Setenv("IMGPIPE_WEBHOOK_QUEUE", "webhooks-"+s)
 	os.Setenv("IMGPIPE_DEADLETTER_TOPIC", "dead-"+s)
 	var err error
-	if cfg, err = config.Load(); err != nil {
+	ctx := context.Background()
+	if hostURL, err = localstack.StartHost(ctx, "127.0.0.1:0"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	ctx := context.Background()
-	if hostURL, err = localstack.StartHost(ctx, "127.0.0.1:0"); err != nil {
+	localstack.LocalDefaults(hostURL)
+	if cfg, err = config.Load(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

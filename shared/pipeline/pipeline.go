@@ -34,6 +34,11 @@ type Store interface {
 	HookFired(ctx context.Context, id string) error
 	GetCompletion(ctx context.Context, id string) (store.Completion, bool, error)
 	CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error)
+
+	StartWebhook(ctx context.Context, id string) error
+	GetWebhookState(ctx context.Context, id string) (store.WebhookState, bool, error)
+	RecordWebhookAttempt(ctx context.Context, id, key string, a store.WebhookAttempt) (bool, error)
+	NextRedelivery(ctx context.Context, id string) (int, error)
 }
 
 // Publisher fans image messages out.
@@ -65,6 +70,7 @@ type Service struct {
 	Bucket    Bucket
 	Fetcher   Fetcher
 	Hook      CompletionHook
+	Webhooks  Webhooks
 	Log       *slog.Logger
 
 	MaxImageBytes       int64
@@ -94,8 +100,9 @@ func NewRequestID() string {
 // whose messages cannot be published are recorded as failed
 // (publish_failed), so the request still finishes with exact counts, and
 // the caller gets a transient error naming how many.
-func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner string) (store.Request, error) {
+func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner, baseURL string) (store.Request, error) {
 	r := store.Request{
+		BaseURL:     baseURL,
 		ID:          NewRequestID(),
 		TotalImages: sub.TotalImages(),
 		Quality:     sub.Quality,

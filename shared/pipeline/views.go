@@ -22,6 +22,7 @@ type StatusView struct {
 	CreatedAt       time.Time     `json:"createdAt"`
 	UpdatedAt       time.Time     `json:"updatedAt"`
 	CompletedAt     *time.Time    `json:"completedAt,omitempty"`
+	Webhook         *WebhookView  `json:"webhook,omitempty"`
 	Products        []ProductView `json:"products"`
 	Page            PageView      `json:"page"`
 }
@@ -89,6 +90,9 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	v.Page = PageView{Offset: offset, Limit: limit, TotalProducts: r.ProductCount}
 	if next := offset + limit; next < r.ProductCount {
 		v.Page.NextOffset = &next
+	}
+	if v.Webhook, err = s.webhookView(ctx, r); err != nil {
+		return v, err
 	}
 	v.Products, err = s.productViews(ctx, r, offset, offset+limit)
 	return v, err

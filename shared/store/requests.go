@@ -56,6 +56,7 @@ type Request struct {
 	Quality      int          `firestore:"quality"`
 	WebhookURL   string       `firestore:"webhookUrl,omitempty"`
 	Owner        string       `firestore:"owner,omitempty"`
+	BaseURL      string       `firestore:"baseUrl,omitempty"` // the API's base URL the request came through, for links
 	CreatedAt    time.Time    `firestore:"createdAt"`
 	CompletedAt  time.Time    `firestore:"completedAt,omitempty"`
 	Processed    int          `firestore:"processedImages"` // final, set at completion

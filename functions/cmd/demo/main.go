@@ -36,6 +36,7 @@ func main() {
 
 func run(hostAddr, imagesAddr, csvPath string) error {
 	ctx := context.Background()
+	localstack.LocalDefaults("http://" + hostAddr)
 	cfg, err := config.Load()
 	if err != nil {
 		return err

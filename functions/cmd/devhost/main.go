@@ -31,6 +31,7 @@ func main() {
 
 func run(addr string) error {
 	ctx := context.Background()
+	localstack.LocalDefaults("http://" + addr)
 	cfg, err := config.Load()
 	if err != nil {
 		return fmt.Errorf("config.Load: %w", err)
@@ -52,9 +53,10 @@ imgpipe is running locally.
   dead letters     %[3]s
   bucket           %[4]s  (objects: %[5]s/download/storage/v1/b/%[4]s/o/NAME?alt=media)
   webhook queue    %[6]s  (Cloud Tasks emulator at %[7]s)
+  webhook secret   %[8]s  (verify deliveries with it)
 Ctrl-C stops everything.
 `, base, w.Pushes[0].Endpoint, w.Pushes[1].Endpoint, cfg.Bucket,
-		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost)
+		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost, cfg.WebhookSecrets[0])
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
