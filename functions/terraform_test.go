@@ -63,7 +63,7 @@ func TestTerraformMatchesCode(t *testing.T) {
 	}
 
 	fns := keys(block(t, src.String(), "functions"))
-	want := []string{FnAPI, FnCompress, FnDeadLetter}
+	want := []string{FnAPI, FnCompress, FnDeadLetter, FnDeliver}
 	sort.Strings(want)
 	if strings.Join(fns, ",") != strings.Join(want, ",") {
 		t.Errorf("terraform deploys functions %v, the code registers %v", fns, want)

@@ -27,6 +27,12 @@ variable "compress_concurrency" {
   description = "Requests one compress instance serves at once (IMGPIPE_COMPRESS_CONCURRENCY)."
 }
 
+variable "webhook_secrets" {
+  type        = string
+  sensitive   = true
+  description = "IMGPIPE_WEBHOOK_SECRETS: comma-separated whsec_<base64> secrets (newest first while rotating)."
+}
+
 variable "max_delivery_attempts" {
   type        = number
   default     = 5
@@ -45,11 +51,19 @@ locals {
     IMGPIPE_OUTPUT_URLS           = "public"
     IMGPIPE_COMPRESS_CONCURRENCY  = tostring(var.compress_concurrency)
     IMGPIPE_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
+    IMGPIPE_WEBHOOK_SECRETS       = var.webhook_secrets
+    IMGPIPE_WEBHOOK_MAX_ATTEMPTS  = tostring(var.webhook_max_attempts)
+    IMGPIPE_WEBHOOK_DELIVERY_URL  = local.deliver_url
+    IMGPIPE_TASKS_SERVICE_ACCOUNT = google_service_account.pusher.email
+    IMGPIPE_TASKS_OIDC_AUDIENCE   = local.deliver_url
   }
+  # Cloud Run function URLs are deterministic: https://REGION-PROJECT.cloudfunctions.net/NAME.
+  deliver_url = "https://${var.region}-${var.project}.cloudfunctions.net/imgpipe-deliverwebhook"
   functions = {
-    api           = { memory = "512Mi", timeout = 300, concurrency = 20, public = true }
-    compressImage = { memory = "1Gi", timeout = 120, concurrency = var.compress_concurrency, public = false }
-    deadLetter    = { memory = "256Mi", timeout = 60, concurrency = 20, public = false }
+    api            = { memory = "512Mi", timeout = 300, concurrency = 20, public = true }
+    compressImage  = { memory = "1Gi", timeout = 120, concurrency = var.compress_concurrency, public = false }
+    deadLetter     = { memory = "256Mi", timeout = 60, concurrency = 20, public = false }
+    deliverWebhook = { memory = "256Mi", timeout = 60, concurrency = 40, public = false }
   }
 }
 
@@ -117,7 +131,7 @@ resource "google_cloud_run_service_iam_member" "public_api" {
 }
 
 resource "google_cloud_run_service_iam_member" "pusher" {
-  for_each = toset(["compressImage", "deadLetter"])
+  for_each = toset(["compressImage", "deadLetter", "deliverWebhook"])
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
@@ -179,4 +193,11 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
 
 output "api_url" {
   value = google_cloudfunctions2_function.fn["api"].service_config[0].uri
+}
+
+# The functions create tasks that carry the pusher's OIDC token.
+resource "google_service_account_iam_member" "act_as_pusher" {
+  service_account_id = google_service_account.pusher.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.functions.email}"
 }

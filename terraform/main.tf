@@ -56,14 +56,35 @@ resource "google_pubsub_topic" "images" {
   name = var.images_topic
 }
 
+variable "webhook_max_attempts" {
+  type        = number
+  default     = 5
+  description = "IMGPIPE_WEBHOOK_MAX_ATTEMPTS, also the queue's max_attempts."
+}
+
+variable "webhook_min_backoff" {
+  type    = string
+  default = "1s"
+}
+
+variable "webhook_max_backoff" {
+  type    = string
+  default = "300s"
+}
+
+variable "webhook_max_doublings" {
+  type    = number
+  default = 16
+}
+
 resource "google_cloud_tasks_queue" "webhooks" {
   name     = var.webhook_queue
   location = var.region
 
   retry_config {
-    max_attempts  = 5
-    min_backoff   = "1s"
-    max_backoff   = "16s"
-    max_doublings = 4
+    max_attempts  = var.webhook_max_attempts
+    min_backoff   = var.webhook_min_backoff
+    max_backoff   = var.webhook_max_backoff
+    max_doublings = var.webhook_max_doublings
   }
 }
