@@ -82,7 +82,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	guard := outbound.Guard{AllowLoopback: cfg.AllowLoopback}
+	guard := outbound.Guard{AllowLoopback: cfg.AllowLoopback, Allow: cfg.AllowAddresses, Ports: cfg.AllowedPorts}
 	svc := &pipeline.Service{
 		Store:     st,
 		Publisher: pub,

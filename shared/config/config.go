@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -30,6 +31,8 @@ type Config struct {
 	SignedURLTTL      time.Duration
 
 	AllowLoopback       bool // local stack only: fetch from 127.0.0.1
+	AllowAddresses      []netip.Prefix
+	AllowedPorts        []int
 	FetchTimeout        time.Duration
 	MaxImageBytes       int64
 	MaxPixels           int64
@@ -73,6 +76,8 @@ var Variables = []Variable{
 	{"IMGPIPE_OUTPUT_URLS", "auto", "output links: public (storage.googleapis.com), signed, or auto (emulator links under STORAGE_EMULATOR_HOST, else public)"},
 	{"IMGPIPE_SIGNED_URL_TTL", "168h", "lifetime of signed output links"},
 	{"IMGPIPE_ALLOW_LOOPBACK", "false", "allow fetching from loopback addresses: local stack only"},
+	{"IMGPIPE_ALLOW_ADDRESSES", "", "CIDR prefixes fetched even though private (e.g. an internal image host); empty by default"},
+	{"IMGPIPE_ALLOWED_PORTS", "80,443,8080,8443", "ports image and webhook URLs may use (allowed addresses: any)"},
 	{"IMGPIPE_FETCH_TIMEOUT", "20s", "whole fetch of one image, body included"},
 	{"IMGPIPE_MAX_IMAGE_BYTES", "26214400", "largest image fetched (25 MiB)"},
 	{"IMGPIPE_MAX_PIXELS", "50000000", "largest image decoded, width × height"},
@@ -145,6 +150,30 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		}
 		return b
 	}
+	prefixes := func(k string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, p := range splitList(str(k)) {
+			pf, err := netip.ParsePrefix(p)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s entry %q is not a CIDR prefix such as 10.1.0.0/16", k, p))
+				continue
+			}
+			out = append(out, pf)
+		}
+		return out
+	}
+	ports := func(k string) []int {
+		var out []int
+		for _, p := range splitList(str(k)) {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				errs = append(errs, fmt.Errorf("%s entry %q is not a port", k, p))
+				continue
+			}
+			out = append(out, n)
+		}
+		return out
+	}
 	c := Config{
 		Project:                str("GOOGLE_CLOUD_PROJECT"),
 		Location:               str("IMGPIPE_LOCATION"),
@@ -158,6 +187,8 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		SignedURLTTL:           dur("IMGPIPE_SIGNED_URL_TTL"),
 		AllowLoopback:          boolean("IMGPIPE_ALLOW_LOOPBACK"),
 		FetchTimeout:           dur("IMGPIPE_FETCH_TIMEOUT"),
+		AllowAddresses:         prefixes("IMGPIPE_ALLOW_ADDRESSES"),
+		AllowedPorts:           ports("IMGPIPE_ALLOWED_PORTS"),
 		MaxImageBytes:          num("IMGPIPE_MAX_IMAGE_BYTES", 1024, 1<<30),
 		MaxPixels:              num("IMGPIPE_MAX_PIXELS", 1, 1<<31),
 		MaxDimension:           int(num("IMGPIPE_MAX_DIMENSION", 1, 65535)),

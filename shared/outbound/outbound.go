@@ -34,11 +34,13 @@ const (
 
 // Guard decides which addresses may be dialled.
 type Guard struct {
-	// AllowLoopback admits 127.0.0.0/8 and ::1: for the local stack only
-	// (IMGPIPE_ALLOW_LOOPBACK=1, set by make dev/test/demo). Off by default.
+	// AllowLoopback admits 127.0.0.0/8 and ::1 on any port: for the local
+	// stack only (IMGPIPE_ALLOW_LOOPBACK, set by make dev/test/demo).
 	AllowLoopback bool
-	// Ports allowed; empty means 80 and 443 (and any port when AllowLoopback
-	// is on and the address is loopback).
+	// Allow admits these prefixes on any port, whatever the rules below say
+	// (IMGPIPE_ALLOW_ADDRESSES; empty by default).
+	Allow []netip.Prefix
+	// Ports allowed elsewhere; empty means 80 and 443.
 	Ports []int
 }
 
@@ -82,6 +84,11 @@ var blockedHosts = map[string]bool{
 // CheckAddr refuses an address we must never dial.
 func (g Guard) CheckAddr(ip netip.Addr, port int) error {
 	ip = ip.Unmap()
+	for _, p := range g.Allow {
+		if p.Contains(ip) {
+			return nil
+		}
+	}
 	loop := ip.IsLoopback()
 	switch {
 	case loop && g.AllowLoopback:
@@ -120,6 +127,46 @@ func (g Guard) CheckURL(u *url.URL) error {
 	return nil
 }
 
+// dialContext resolves the name itself, refuses it when any of its
+// addresses is blocked (a name that also points inside is hostile), and
+// dials the checked address, so no second lookup can rebind it. The
+// dialer's Control checks the address again at connect.
+func (g Guard) dialContext(r Resolver, d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, portStr, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		port, _ := strconv.Atoi(portStr)
+		if blockedHosts[strings.TrimSuffix(strings.ToLower(host), ".")] {
+			return nil, fault.New(fault.Permanent, ReasonBlocked, "host %q is not allowed", host)
+		}
+		var ips []netip.Addr
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = []netip.Addr{ip}
+		} else if ips, err = r.LookupNetIP(ctx, "ip", host); err != nil {
+			return nil, err
+		}
+		if len(ips) == 0 {
+			return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+		}
+		for _, ip := range ips {
+			if err := g.CheckAddr(ip, port); err != nil {
+				return nil, fault.New(fault.Permanent, ReasonBlocked, "%s resolves to a refused address: %s", host, err.(*fault.Error).Message)
+			}
+		}
+		var lastErr error
+		for _, ip := range ips {
+			c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), portStr))
+			if err == nil {
+				return c, nil
+			}
+			lastErr = err
+		}
+		return nil, lastErr
+	}
+}
+
 // control runs after DNS resolution, just before connect.
 func (g Guard) control(_, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
@@ -129,12 +176,18 @@ func (g Guard) control(_, address string, _ syscall.RawConn) error {
 	return g.CheckAddr(ap.Addr(), int(ap.Port()))
 }
 
+// Resolver looks names up; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
 // Options configure a Client.
 type Options struct {
 	Guard        Guard
 	Timeout      time.Duration // whole request, body included
 	MaxRedirects int
 	UserAgent    string
+	Resolver     Resolver // net.DefaultResolver when nil
 }
 
 // Client fetches user URLs through the guard.
@@ -152,10 +205,13 @@ func NewClient(o Options) *Client {
 	if o.UserAgent == "" {
 		o.UserAgent = "imgpipe/1 (+https://github.com/imgpipe/imgpipe)"
 	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, Control: o.Guard.control}
 	tr := &http.Transport{
 		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
+		DialContext:           o.Guard.dialContext(o.Resolver, dialer),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          64,
 		MaxIdleConnsPerHost:   8,

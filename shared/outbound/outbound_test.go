@@ -2,9 +2,12 @@ package outbound
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +107,63 @@ func TestFetch(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if got := Redact("https://u:p@hooks.example/x?token=abc"); got != "https://hooks.example/x?REDACTED" {
 		t.Errorf("Redact = %s", got)
+	}
+}
+
+// fakeDNS resolves names from a table: what an attacker's DNS would answer.
+type fakeDNS map[string][]netip.Addr
+
+func (f fakeDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if ips, ok := f[host]; ok {
+		return ips, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// The table: each target refused directly and as a redirect from an
+// allowed host; the allowed host itself works.
+func TestGuardTable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+	}
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if to := r.URL.Query().Get("to"); to != "" {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
+		w.Write([]byte("allowed"))
+	})}}
+	srv.Start()
+	defer srv.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	dns := fakeDNS{
+		"allowed.example": {netip.MustParseAddr("127.0.0.2")},
+		"localhost":       {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
+		"evil.example":    {netip.MustParseAddr("127.0.0.1")},                                   // a public name pointing home
+		"mixed.example":   {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("10.0.0.1")}, // one good, one bad
+	}
+	c := NewClient(Options{Guard: Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, Resolver: dns, Timeout: 2 * time.Second, MaxRedirects: 5})
+	ctx := context.Background()
+	if b, err := c.Fetch(ctx, "http://allowed.example:"+port+"/", 100); err != nil || string(b) != "allowed" {
+		t.Fatalf("allowed host: %q, %v", b, err)
+	}
+	for _, target := range []string{
+		"127.0.0.1", "localhost", "0.0.0.0", "[::1]", "10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1",
+		"169.254.169.254", "metadata.google.internal", "[::ffff:127.0.0.1]", "[fd00::1]", "evil.example", "mixed.example",
+	} {
+		u := "http://" + target + ":" + port + "/"
+		if _, err := c.Fetch(ctx, u, 100); fault.ReasonOf(err) != ReasonBlocked {
+			t.Errorf("direct %s: %v, want %s", u, err, ReasonBlocked)
+		}
+		via := "http://allowed.example:" + port + "/?to=" + url.QueryEscape(u)
+		if _, err := c.Fetch(ctx, via, 100); fault.ReasonOf(err) != ReasonBlocked {
+			t.Errorf("redirect to %s: %v, want %s", u, err, ReasonBlocked)
+		}
+	}
+	for _, public := range []string{"8.8.8.8", "2001:4860:4860::8888", "93.184.215.14"} {
+		if err := (Guard{}).CheckAddr(netip.MustParseAddr(public), 443); err != nil {
+			t.Errorf("public %s refused: %v", public, err)
+		}
 	}
 }
