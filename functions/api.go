@@ -1,15 +1,19 @@
 package functions
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
@@ -29,7 +33,32 @@ var apiMux = func() *http.ServeMux {
 	return m
 }()
 
-func api(w http.ResponseWriter, r *http.Request) { apiMux.ServeHTTP(w, r) }
+// api authenticates the caller's API key and counts the call against the
+// key's rate before routing.
+func api(w http.ResponseWriter, r *http.Request) {
+	d, err := loadDeps()
+	if err != nil {
+		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
+		return
+	}
+	key, err := d.keys.Authenticate(r.Context(), access.SecretFrom(r))
+	if err == nil {
+		err = d.keys.Allow(r.Context(), key)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	apiMux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyCtx{}, key)))
+}
+
+type keyCtx struct{}
+
+// caller is the authenticated key of a request that went through api.
+func caller(r *http.Request) access.Key {
+	k, _ := r.Context().Value(keyCtx{}).(access.Key)
+	return k
+}
 
 // errorBody is every error the API answers.
 type errorBody struct {
@@ -56,6 +85,12 @@ func writeErrorFor(w http.ResponseWriter, err error, requestID string) {
 		b.Error.Message = "internal error"
 	}
 	st := fault.HTTPStatus(err)
+	if fe != nil && fe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(fe.RetryAfter.Seconds()+0.5)))
+	}
+	if st == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="imgpipe"`)
+	}
 	if st >= 500 {
 		logger.Error("api error", "status", st, "error", err.Error())
 		if st == http.StatusServiceUnavailable {
@@ -108,8 +143,21 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	key := caller(r)
+	if key.MaxInFlight > 0 {
+		n, err := d.store.InFlightImages(r.Context(), key.ID)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if n+sub.TotalImages() > key.MaxInFlight {
+			writeError(w, &fault.Error{Kind: fault.RateLimited, RetryAfter: 30 * time.Second, Message: fmt.Sprintf(
+				"this API key has %d images in flight; %d more would pass its cap of %d: retry when requests finish", n, sub.TotalImages(), key.MaxInFlight)})
+			return
+		}
+	}
 	base := baseURL(r, d.cfg.PublicURL)
-	req, err := d.svc.Submit(r.Context(), sub, "", base)
+	req, err := d.svc.Submit(r.Context(), sub, key.ID, base)
 	if err != nil {
 		writeErrorFor(w, err, req.ID)
 		return
@@ -224,7 +272,7 @@ func status(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		limit = 1000
 	}
-	v, err := d.svc.Status(r.Context(), r.PathValue("id"), "", offset, limit)
+	v, err := d.svc.Status(r.Context(), r.PathValue("id"), caller(r).ID, offset, limit)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -240,13 +288,13 @@ func report(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	// Check the request exists before the CSV headers go out.
-	if _, err := d.svc.Status(r.Context(), id, "", 0, 1); err != nil {
+	if _, err := d.svc.Status(r.Context(), id, caller(r).ID, 0, 1); err != nil {
 		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="imgpipe-`+id+`.csv"`)
-	if err := d.svc.Report(r.Context(), id, "", w); err != nil {
+	if err := d.svc.Report(r.Context(), id, caller(r).ID, w); err != nil {
 		logger.Error("report failed mid-stream", "requestId", id, "error", err.Error())
 	}
 }
@@ -257,7 +305,7 @@ func redeliver(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
-	n, err := d.svc.RedeliverWebhook(r.Context(), r.PathValue("id"), "")
+	n, err := d.svc.RedeliverWebhook(r.Context(), r.PathValue("id"), caller(r).ID)
 	if err != nil {
 		writeError(w, err)
 		return

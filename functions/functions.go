@@ -19,6 +19,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/blob"
 	"github.com/imgpipe/imgpipe/shared/cloudlog"
@@ -54,6 +55,8 @@ type deps struct {
 	cfg    config.Config
 	limits batch.Limits
 	svc    *pipeline.Service
+	store  *store.Store
+	keys   *access.Keys
 }
 
 var loadDeps = sync.OnceValues(func() (*deps, error) {
@@ -109,7 +112,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
 		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
 	}
-	return &deps{cfg: cfg, limits: limits, svc: svc}, nil
+	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, keys: &access.Keys{FS: st.Firestore()}}, nil
 })
 
 // pushTargets lists the Pub/Sub-triggered functions by name.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
@@ -51,7 +52,23 @@ func (c *counter) Get(k string) int {
 	return c.m[k]
 }
 
+// withKey adds the tests' API key to calls to the API that carry none.
+type withKey struct {
+	key  func() string
+	next http.RoundTripper
+}
+
+func (t withKey) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/api/") && r.Header.Get("X-API-Key") == "" && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-API-Key", t.key())
+	}
+	return t.next.RoundTrip(r)
+}
+
 var (
+	keys     *access.Keys
+	apiKey   string
 	cfg      config.Config
 	apiURL   string // the function host
 	imageURL string // the test image server
@@ -85,6 +102,11 @@ func TestMain(m *testing.M) {
 	if st, err = store.Open(ctx, cfg.Project); err != nil {
 		fail(err)
 	}
+	keys = &access.Keys{FS: st.Firestore()}
+	if apiKey, _, err = keys.Create(ctx, "tests", 100_000, 1_000_000); err != nil {
+		fail(err)
+	}
+	http.DefaultTransport = withKey{key: func() string { return apiKey }, next: http.DefaultTransport}
 	code := m.Run()
 	proxy.Close()
 	images.Close()

@@ -8,20 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Kind classifies an error by what the caller should do about it.
 type Kind string
 
 const (
-	Invalid     Kind = "invalid"      // the caller's input is wrong: 400, never retried
-	NotFound    Kind = "not_found"    // 404
-	TooLarge    Kind = "too_large"    // the input exceeds a limit: 413
-	Unsupported Kind = "unsupported"  // 415
-	RateLimited Kind = "rate_limited" // 429
-	Permanent   Kind = "permanent"    // will fail again the same way: record it and move on
-	Transient   Kind = "transient"    // may succeed later: retry (Pub/Sub redelivery, 503)
-	Internal    Kind = "internal"     // a bug: 500, retried
+	Invalid         Kind = "invalid"         // the caller's input is wrong: 400, never retried
+	Unauthenticated Kind = "unauthenticated" // no or unknown API key: 401
+	NotFound        Kind = "not_found"       // 404
+	TooLarge        Kind = "too_large"       // the input exceeds a limit: 413
+	Unsupported     Kind = "unsupported"     // 415
+	RateLimited     Kind = "rate_limited"    // 429
+	Permanent       Kind = "permanent"       // will fail again the same way: record it and move on
+	Transient       Kind = "transient"       // may succeed later: retry (Pub/Sub redelivery, 503)
+	Internal        Kind = "internal"        // a bug: 500, retried
 )
 
 // Error is an error with a kind, a reason code and a message for people.
@@ -30,7 +32,9 @@ type Error struct {
 	Reason  string // machine-readable, e.g. "http_404"; empty for request-level errors
 	Message string
 	Details []string // e.g. every validation problem, by line and column
-	Err     error    // the cause, if any
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration
+	Err        error // the cause, if any
 }
 
 func (e *Error) Error() string {
@@ -81,6 +85,8 @@ func HTTPStatus(err error) int {
 		return http.StatusOK
 	case Invalid, Permanent:
 		return http.StatusBadRequest
+	case Unauthenticated:
+		return http.StatusUnauthorized
 	case NotFound:
 		return http.StatusNotFound
 	case TooLarge:

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/storage"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/imgpipe/imgpipe/functions"
+	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
@@ -158,6 +160,17 @@ func LocalDefaults(hostURL string) {
 			os.Setenv(k, v)
 		}
 	}
+}
+
+// DevKey creates an API key for a local stack and returns its secret.
+func DevKey(ctx context.Context, project, name string) (string, error) {
+	fs, err := firestore.NewClient(ctx, project)
+	if err != nil {
+		return "", fmt.Errorf("firestore.NewClient: %w", err)
+	}
+	defer fs.Close()
+	secret, _, err := (&access.Keys{FS: fs}).Create(ctx, name, 6000, 1_000_000)
+	return secret, err
 }
 
 // StartHost serves every registered function on addr ("127.0.0.1:0" picks a

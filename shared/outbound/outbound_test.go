@@ -140,7 +140,7 @@ func TestGuardTable(t *testing.T) {
 	dns := fakeDNS{
 		"allowed.example": {netip.MustParseAddr("127.0.0.2")},
 		"localhost":       {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},
-		"evil.example":    {netip.MustParseAddr("127.0.0.1")},                                   // a public name pointing home
+		"evil.example":    {netip.MustParseAddr("127.0.0.1")},                                  // a public name pointing home
 		"mixed.example":   {netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("10.0.0.1")}, // one good, one bad
 	}
 	c := NewClient(Options{Guard: Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}, Resolver: dns, Timeout: 2 * time.Second, MaxRedirects: 5})

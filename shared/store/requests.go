@@ -418,3 +418,19 @@ func (s *Store) CountAttempt(ctx context.Context, id string, ref batch.ImageRef)
 	v, _ := n.(int64)
 	return int(v), nil
 }
+
+// InFlightImages sums the images of owner's unfinished requests.
+func (s *Store) InFlightImages(ctx context.Context, owner string) (int, error) {
+	docs, err := s.fs.Collection(colRequests).Where("owner", "==", owner).Where("status", "==", string(batch.Pending)).
+		Select("totalImages").Documents(ctx).GetAll()
+	if err != nil {
+		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "counting images in flight")
+	}
+	n := 0
+	for _, d := range docs {
+		v, _ := d.DataAt("totalImages")
+		c, _ := v.(int64)
+		n += int(c)
+	}
+	return n, nil
+}

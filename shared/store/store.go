@@ -61,3 +61,7 @@ func (s *Store) Probe(ctx context.Context, id string) (p Probe, found bool, err 
 	}
 	return p, true, nil
 }
+
+// Firestore exposes the client for packages that keep their own
+// collections (access).
+func (s *Store) Firestore() *firestore.Client { return s.fs }

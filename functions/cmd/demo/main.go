@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/imgpipe/imgpipe/shared/config"
@@ -53,6 +54,12 @@ func run(hostAddr, imagesAddr, csvPath string) error {
 	if err := localstack.Wire(ctx, localstack.ProductionWiring(cfg, base)); err != nil {
 		return err
 	}
+	key, err := localstack.DevKey(ctx, cfg.Project, "make demo")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("== API key for this demo: %s\n", key)
+	http.DefaultTransport = withKey{key: key, next: http.DefaultTransport}
 	csvBytes, err := os.ReadFile(csvPath)
 	if err != nil {
 		return err
@@ -152,4 +159,18 @@ func run(hostAddr, imagesAddr, csvPath string) error {
 		}
 	}
 	return nil
+}
+
+// withKey sends the API key with every call to the API.
+type withKey struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (t withKey) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		r = r.Clone(r.Context())
+		r.Header.Set("X-API-Key", t.key)
+	}
+	return t.next.RoundTrip(r)
 }

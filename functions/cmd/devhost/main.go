@@ -46,8 +46,13 @@ func run(addr string) error {
 	if err := localstack.Wire(wctx, w); err != nil {
 		return fmt.Errorf("localstack.Wire: %w", err)
 	}
+	key, err := localstack.DevKey(ctx, cfg.Project, "make dev")
+	if err != nil {
+		return fmt.Errorf("localstack.DevKey: %w", err)
+	}
 	fmt.Printf(`
 imgpipe is running locally.
+  API key          %[9]s  (send as X-API-Key or Authorization: Bearer)
   API              %[1]s/api  (POST /api/upload, GET /api/status/{id}, GET /api/report/{id})
   compress push    %[2]s
   dead letters     %[3]s
@@ -56,7 +61,7 @@ imgpipe is running locally.
   webhook secret   %[8]s  (verify deliveries with it)
 Ctrl-C stops everything.
 `, base, w.Pushes[0].Endpoint, w.Pushes[1].Endpoint, cfg.Bucket,
-		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost, cfg.WebhookSecrets[0])
+		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost, cfg.WebhookSecrets[0], key)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
