@@ -10,15 +10,21 @@ DEV_HOST := 127.0.0.1:8080
 DEV_PORTS := -pubsub 8085 -firestore 8086 -gcs 4443 -tasks 8123
 TEST_PORTS := -pubsub 18085 -firestore 18086 -gcs 14443 -tasks 18123
 DEMO_PORTS := -pubsub 28085 -firestore 28086 -gcs 24443 -tasks 28123
+FUZZTIME ?= 10s
+# Each fuzz target, bounded: make test runs them for 10 s, make fuzz for FUZZTIME.
+FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batch \
+	&& go test -run='^$$' -fuzz=FuzzCompress -fuzztime=$(FUZZTIME) ./shared/imagework \
+	&& IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(FUZZTIME) ./functions
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(PROJECT)
 
-.PHONY: help tools dev demo test test-unit lint emulators-up emulators-down emulators-status clean
+.PHONY: help tools dev demo fuzz test test-unit lint emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
 	@echo "make demo             upload testdata/sample.csv on a fresh local stack, print status, report, outputs"
 	@echo "make test             lint, unit and integration tests on their own emulators"
+	@echo "make fuzz             every fuzz target for FUZZTIME (default 10s) each"
 	@echo "make emulators-up     start the dev emulators in the background (ports 8085 8086 4443 8123)"
 	@echo "make emulators-down   stop them (by the PIDs recorded in .stack/dev/pids)"
 
@@ -67,8 +73,15 @@ test: lint tools
 	  rc=0; \
 	  IMGPIPE_REQUIRE_EMULATORS=1 go test -count=1 ./... || rc=1; \
 	  (cd emulators && go test -count=1 ./...) || rc=1; \
+	  $(FUZZ) || rc=1; \
 	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \
 	  exit $$rc
+
+fuzz: tools
+	@$(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) >/dev/null || exit 1; \
+	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
+	  set -a; . .stack/test/env; set +a; \
+	  $(FUZZ)
 
 clean: emulators-down
 	rm -rf $(BIN) .stack
