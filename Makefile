@@ -71,7 +71,7 @@ test: lint tools
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
 	  set -a; . .stack/test/env; set +a; \
 	  rc=0; \
-	  IMGPIPE_REQUIRE_EMULATORS=1 go test -count=1 ./... || rc=1; \
+	  IMGPIPE_REQUIRE_EMULATORS=1 go test -count=1 -tags faults ./... || rc=1; \
 	  (cd emulators && go test -count=1 ./...) || rc=1; \
 	  $(FUZZ) || rc=1; \
 	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \

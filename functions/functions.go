@@ -105,6 +105,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		ImageLimits:         imagework.Limits{MaxPixels: cfg.MaxPixels, MaxDimension: cfg.MaxDimension},
 		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
 		HookGrace:           time.Minute,
+		ProcessTimeout:      90 * time.Second,
 	}
 	svc.Hook = pipeline.WebhookHook{S: svc}
 	svc.SetConcurrency(cfg.CompressConcurrency)

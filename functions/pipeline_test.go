@@ -3,9 +3,13 @@ package functions_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
 	"image/jpeg"
 	"io"
 	"mime/multipart"
@@ -67,12 +71,13 @@ func (t withKey) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 var (
-	keys     *access.Keys
-	apiKey   string
-	cfg      config.Config
-	apiURL   string // the function host
-	imageURL string // the test image server
-	st       *store.Store
+	firestoreProxy, gcsProxy *tcpProxy
+	keys                     *access.Keys
+	apiKey                   string
+	cfg                      config.Config
+	apiURL                   string // the function host
+	imageURL                 string // the test image server
+	st                       *store.Store
 )
 
 func TestMain(m *testing.M) {
@@ -84,7 +89,17 @@ func TestMain(m *testing.M) {
 	} {
 		os.Setenv(k, v)
 	}
+	// Firestore and GCS through proxies the fault tests can take down.
 	var err error
+	if firestoreProxy, err = newTCPProxy(os.Getenv("FIRESTORE_EMULATOR_HOST")); err != nil {
+		fail(err)
+	}
+	os.Setenv("FIRESTORE_EMULATOR_HOST", firestoreProxy.Addr())
+	if gcsProxy, err = newTCPProxy(strings.TrimPrefix(os.Getenv("STORAGE_EMULATOR_HOST"), "http://")); err != nil {
+		fail(err)
+	}
+	os.Setenv("STORAGE_EMULATOR_HOST", "http://"+gcsProxy.Addr())
+	os.Setenv("IMGPIPE_WEBHOOK_TIMEOUT", "2s")
 	ctx := context.Background()
 	if apiURL, err = localstack.StartHost(ctx, "127.0.0.1:0"); err != nil {
 		fail(err)
@@ -94,7 +109,8 @@ func TestMain(m *testing.M) {
 		fail(err)
 	}
 	proxy := httptest.NewServer(duplicatingProxy(apiURL))
-	if err := localstack.Wire(ctx, localstack.ProductionWiring(cfg, proxy.URL)); err != nil {
+	wiring := localstack.ProductionWiring(cfg, proxy.URL)
+	if err := localstack.Wire(ctx, wiring); err != nil {
 		fail(err)
 	}
 	images := httptest.NewServer(imageServer())
@@ -108,9 +124,38 @@ func TestMain(m *testing.M) {
 	}
 	http.DefaultTransport = withKey{key: func() string { return apiKey }, next: http.DefaultTransport}
 	code := m.Run()
+	if err := localstack.Unwire(ctx, wiring); err != nil {
+		fmt.Fprintln(os.Stderr, "Unwire:", err)
+	}
 	proxy.Close()
 	images.Close()
 	os.Exit(code)
+}
+
+// tinyJPEG is a 48×32 photo-like JPEG for load tests.
+var tinyJPEG = func() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 48, 32))
+	for y := 0; y < 32; y++ {
+		for x := 0; x < 48; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 5), uint8(y * 7), uint8(x * y), 255})
+		}
+	}
+	var b bytes.Buffer
+	jpeg.Encode(&b, img, &jpeg.Options{Quality: 95})
+	return b.Bytes()
+}()
+
+// pngHeader is a PNG signature and IHDR claiming w×h, and nothing else.
+func pngHeader(w, h uint32) []byte {
+	var b bytes.Buffer
+	b.Write([]byte("\x89PNG\r\n\x1a\n"))
+	chunk := []byte("IHDR\x00\x00\x00\x00\x00\x00\x00\x00\x08\x02\x00\x00\x00")
+	binary.BigEndian.PutUint32(chunk[4:], w)
+	binary.BigEndian.PutUint32(chunk[8:], h)
+	binary.Write(&b, binary.BigEndian, uint32(13))
+	b.Write(chunk)
+	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	return b.Bytes()
 }
 
 func fail(err error) {
@@ -204,6 +249,42 @@ func imageServer() http.Handler {
 		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", "coffee.jpg"))
 	})
 	mux.HandleFunc("/always-503.jpg", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	mux.HandleFunc("/flaky2.jpg", func(w http.ResponseWriter, r *http.Request) { // 503 twice, then the photo
+		mu.Lock()
+		seen["2:"+r.URL.RawQuery]++
+		n := seen["2:"+r.URL.RawQuery]
+		mu.Unlock()
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", "rocket-progressive.jpg"))
+	})
+	mux.HandleFunc("/hang.jpg", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	mux.HandleFunc("/drip.jpg", func(w http.ResponseWriter, r *http.Request) { // a byte every 500 ms
+		w.Header().Set("Content-Type", "image/jpeg")
+		for i := 0; i < 1000; i++ {
+			if _, err := w.Write([]byte{0xFF}); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	})
+	mux.HandleFunc("/bomb.png", func(w http.ResponseWriter, r *http.Request) { w.Write(pngHeader(100000, 100000)) })
+	mux.HandleFunc("/truncated.jpg", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := os.ReadFile(filepath.Join("..", "testdata", "images", "coffee.jpg"))
+		w.Write(b[:len(b)/2])
+	})
+	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
+	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond)
+		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", strings.TrimPrefix(r.URL.Path, "/slow/")))
+	})
 	return mux
 }
 

@@ -51,7 +51,13 @@ func Open(ctx context.Context, bucket, mode string, signedTTL time.Duration) (*B
 // Put writes data as a JPEG object (overwriting: names are deterministic,
 // so a redelivery rewrites the same bytes).
 func (b *Bucket) Put(ctx context.Context, name string, data []byte) error {
-	w := b.gcs.Bucket(b.name).Object(name).NewWriter(ctx)
+	// Bounded: the client retries transient errors until its context ends.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// Our names are deterministic and a rewrite stores the same bytes, so a
+	// write is safe to retry: tell the client (it retries only idempotent
+	// writes by default), and it rides out a short outage.
+	w := b.gcs.Bucket(b.name).Object(name).Retryer(storage.WithPolicy(storage.RetryAlways)).NewWriter(ctx)
 	w.ContentType = "image/jpeg"
 	w.CacheControl = "public, max-age=31536000, immutable"
 	w.ChunkSize = 0 // one request: our objects are small

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
@@ -222,7 +223,22 @@ func FuzzCompress(f *testing.F) {
 	}
 	f.Add(pngHeader(1, 1))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		res, err := Compress(b, 50, Limits{MaxPixels: 4_000_000, MaxDimension: 4000})
+		type out struct {
+			res Result
+			err error
+		}
+		done := make(chan out, 1)
+		go func() {
+			r, e := Compress(b, 50, Limits{MaxPixels: 4_000_000, MaxDimension: 4000})
+			done <- out{r, e}
+		}()
+		var o out
+		select {
+		case o = <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Compress took more than 5 s on %d bytes", len(b))
+		}
+		res, err := o.res, o.err
 		if err != nil {
 			if k := fault.KindOf(err); k != fault.Permanent {
 				t.Fatalf("error of kind %s: %v", k, err)

@@ -127,6 +127,27 @@ func Wire(ctx context.Context, w Wiring) error {
 	return nil
 }
 
+// Unwire deletes the subscriptions Wire made, so an emulator that outlives
+// a test run does not keep pushing its leftovers to an endpoint that is
+// gone (the Pub/Sub emulator retries them forever, slowing every other
+// subscription).
+func Unwire(ctx context.Context, w Wiring) error {
+	ps, err := pubsub.NewClient(ctx, w.Config.Project)
+	if err != nil {
+		return fmt.Errorf("pubsub.NewClient: %w", err)
+	}
+	defer ps.Close()
+	var errs []error
+	for _, p := range w.Pushes {
+		err := ps.SubscriptionAdminClient.DeleteSubscription(ctx, &pubsubpb.DeleteSubscriptionRequest{
+			Subscription: "projects/" + w.Config.Project + "/subscriptions/" + p.Subscription})
+		if err != nil && status.Code(err) != codes.NotFound {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // PushEndpoint is the URL a local push subscription delivers to: the
 // function's push route followed by the topic, which functions-framework-go
 // reads into the event's source.

@@ -71,7 +71,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "second Wire: %v\n", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if err := localstack.Unwire(ctx, w); err != nil {
+		fmt.Fprintln(os.Stderr, "Unwire:", err)
+	}
+	os.Exit(code)
 }
 
 func openStore(t *testing.T) *store.Store {

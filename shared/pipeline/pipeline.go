@@ -76,6 +76,10 @@ type Service struct {
 	MaxImageBytes       int64
 	ImageLimits         imagework.Limits
 	MaxDeliveryAttempts int
+	// ProcessTimeout bounds one delivery's work (fetch, compress, store,
+	// count): below the subscription's ack deadline, so no stuck call holds
+	// a compression slot or outlives its delivery.
+	ProcessTimeout time.Duration
 	// HookGrace is how long a completion's hook may stay unconfirmed before
 	// a redelivery fires it again (its first firer presumably died).
 	HookGrace time.Duration
@@ -159,7 +163,16 @@ func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner, baseU
 // transient one on the last allowed attempt, is recorded and acknowledged.
 // attempt is the delivery attempt (1 = first), 0 when unknown.
 func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt int) error {
-	if _, done, err := s.Store.ImageResult(ctx, m.RequestID, m.Image); err != nil {
+	if s.ProcessTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.ProcessTimeout)
+		defer cancel()
+	}
+	var done bool
+	if err := retryTransient(ctx, func() (err error) {
+		_, done, err = s.Store.ImageResult(ctx, m.RequestID, m.Image)
+		return err
+	}); err != nil {
 		return err
 	} else if done {
 		// A duplicate: the image counts already. Finishing the request may
@@ -182,10 +195,34 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		res = batch.ImageResult{State: batch.ImageFailed, Reason: fault.ReasonOf(err), Error: err.Error(), Attempt: attempt, FinishedAt: time.Now().UTC()}
 		log.Info("image failed", "reason", res.Reason, "error", res.Error)
 	}
-	if _, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
+	if err := retryTransient(ctx, func() error {
+		_, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res)
+		return err
+	}); err != nil {
 		return err
 	}
 	return s.checkCompletion(ctx, m)
+}
+
+// retryTransient retries fn while it fails transiently, for up to 20 s
+// within ctx: a short Firestore or storage outage is ridden out in the
+// delivery, instead of becoming a nack (Pub/Sub slows a subscription's
+// pushes after failures).
+func retryTransient(ctx context.Context, fn func() error) error {
+	delay := 250 * time.Millisecond
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := fn()
+		if err == nil || fault.KindOf(err) != fault.Transient || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 4*time.Second)
+	}
 }
 
 // DeadLetter records an image whose message exhausted its deliveries.
@@ -217,7 +254,7 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage) (batch.Imag
 		return batch.ImageResult{}, err
 	}
 	name := batch.ObjectName(m.RequestID, m.Image)
-	if err := s.Bucket.Put(ctx, name, out.JPEG); err != nil {
+	if err := retryTransient(ctx, func() error { return s.Bucket.Put(ctx, name, out.JPEG) }); err != nil {
 		return batch.ImageResult{}, err
 	}
 	return batch.ImageResult{
