@@ -59,7 +59,7 @@ func TestFaultFirestoreAndStorageOutages(t *testing.T) {
 	firestoreProxy.SetDown(true)
 	time.Sleep(3 * time.Second)
 	firestoreProxy.SetDown(false)
-	v := awaitFinal(t, id, 540*time.Second)
+	v := awaitFinal(t, id, 120*time.Second)
 	if v.Status != batch.Completed || v.ProcessedImages != 20 || v.FailedImages != 0 {
 		t.Errorf("after a 3 s storage and a 3 s Firestore outage: %s processed %d failed %d %v", v.Status, v.ProcessedImages, v.FailedImages, failedReasons(t, id))
 	}
