@@ -99,7 +99,6 @@ func TestFaultWebhookReceiverHangs(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
 	hang := make(chan struct{})
-	defer close(hang)
 	var mu sync.Mutex
 	n := 0
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +110,7 @@ func TestFaultWebhookReceiverHangs(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	defer rc.Close()
+	defer func() { close(hang); rc.Close() }() // release the hung handlers first
 	id := smallRequest(t, rc.URL)
 	v := awaitWebhook(t, id, "FAILED", 5, 90*time.Second)
 	if !strings.Contains(v.Webhook.LastError, "timeout") {
