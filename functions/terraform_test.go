@@ -81,7 +81,7 @@ func TestTerraformMatchesCode(t *testing.T) {
 		}
 	}
 	for _, v := range config.Variables {
-		if v.Default == "" && !set[v.Name] && v.Name != "CLOUDTASKS_EMULATOR_HOST" && v.Name != "IMGPIPE_PUBLIC_URL" {
+		if strings.Contains(v.Doc, "(required)") && !set[v.Name] {
 			t.Errorf("terraform does not set the required %s", v.Name)
 		}
 	}
