@@ -107,7 +107,7 @@ func TestWebhookRetriedThenDelivered(t *testing.T) {
 		return http.StatusOK
 	})
 	id := smallRequest(t, rc.URL+"/hooks/imgpipe?token=secret")
-	ds := rc.await(t, 4, 60*time.Second)
+	ds := rc.await(t, 4, 180*time.Second)
 
 	verifier, err := webhook.NewVerifier(config.DevWebhookSecret)
 	if err != nil {
@@ -164,7 +164,7 @@ func TestWebhookAlwaysFailingEndsFailed(t *testing.T) {
 	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
 	id := smallRequest(t, rc.URL)
 	start := time.Now()
-	rc.await(t, 5, 60*time.Second)
+	rc.await(t, 5, 180*time.Second)
 	v := awaitWebhook(t, id, "FAILED", 5, 5*time.Second)
 	time.Sleep(3 * time.Second) // past when a 6th attempt would come
 	if n := len(rc.deliveries()); n != 5 {
@@ -185,7 +185,7 @@ func TestWebhookAlwaysFailingEndsFailed(t *testing.T) {
 func TestWebhookToBlockedAddressFails(t *testing.T) {
 	t.Parallel()
 	id := smallRequest(t, "http://169.254.169.254/computeMetadata/v1/")
-	v := awaitWebhook(t, id, "FAILED", 5, 60*time.Second)
+	v := awaitWebhook(t, id, "FAILED", 5, 180*time.Second)
 	if !strings.Contains(v.Webhook.LastError, "blocked_address") {
 		t.Errorf("lastError %q, want blocked_address", v.Webhook.LastError)
 	}
@@ -201,7 +201,7 @@ func TestNoWebhookNoState(t *testing.T) {
 	var out struct{ RequestID string }
 	json.NewDecoder(resp.Body).Decode(&out)
 	resp.Body.Close()
-	v := awaitFinal(t, out.RequestID, 30*time.Second)
+	v := awaitFinal(t, out.RequestID, 180*time.Second)
 	if v.Webhook != nil {
 		t.Errorf("webhook %+v for a request without webhookUrl", v.Webhook)
 	}
