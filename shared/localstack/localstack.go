@@ -56,7 +56,7 @@ func ProductionWiring(c config.Config, hostURL string) Wiring {
 		{
 			Topic: c.ImagesTopic, Subscription: c.ImagesTopic + "-compress",
 			Endpoint:    PushEndpoint(hostURL, functions.FnCompress, c.Project, c.ImagesTopic),
-			AckDeadline: 120 * time.Second, DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: c.MaxDeliveryAttempts,
+			AckDeadline: 120 * time.Second, DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: max(5, c.MaxDeliveryAttempts), // Pub/Sub accepts 5..100
 		},
 		{
 			Topic: c.DeadLetterTopic, Subscription: c.DeadLetterTopic + "-record",
