@@ -261,18 +261,7 @@ func (s *Store) Results(ctx context.Context, id string, first int, products []ba
 
 // ImageResult reads one image's result; found is false while it is pending.
 func (s *Store) ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error) {
-	snap, err := s.req(id).Collection(colImages).Doc(ref.ID()).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return batch.ImageResult{}, false, nil
-	}
-	if err != nil {
-		return batch.ImageResult{}, false, fault.Wrap(fault.Transient, "", err, "reading image %s of %s", ref.ID(), id)
-	}
-	var r batch.ImageResult
-	if err := snap.DataTo(&r); err != nil {
-		return r, false, fmt.Errorf("firestore.DataTo: %w", err)
-	}
-	return r, true, nil
+	return getOptional[batch.ImageResult](ctx, s.req(id).Collection(colImages).Doc(ref.ID()), "image "+ref.ID()+" of "+id)
 }
 
 // FinishImage records an image's terminal result and counts it, atomically
@@ -387,18 +376,23 @@ func (s *Store) HookFired(ctx context.Context, id string) error {
 
 // GetCompletion reads the completion record; found is false before it.
 func (s *Store) GetCompletion(ctx context.Context, id string) (Completion, bool, error) {
-	snap, err := s.req(id).Collection(colEvents).Doc(docComplete).Get(ctx)
+	return getOptional[Completion](ctx, s.req(id).Collection(colEvents).Doc(docComplete), "completion of "+id)
+}
+
+// getOptional reads a document that may not exist yet: found is false then.
+// Other failures are transient.
+func getOptional[T any](ctx context.Context, ref *firestore.DocumentRef, what string) (v T, found bool, err error) {
+	snap, err := ref.Get(ctx)
 	if status.Code(err) == codes.NotFound {
-		return Completion{}, false, nil
+		return v, false, nil
 	}
 	if err != nil {
-		return Completion{}, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading completion of %s", id)
+		return v, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading %s", what)
 	}
-	var c Completion
-	if err := snap.DataTo(&c); err != nil {
-		return c, false, fmt.Errorf("firestore.DataTo: %w", err)
+	if err := snap.DataTo(&v); err != nil {
+		return v, false, fmt.Errorf("firestore.DataTo: %w", err)
 	}
-	return c, true, nil
+	return v, true, nil
 }
 
 // CountAttempt counts one failed delivery of an image and returns how many

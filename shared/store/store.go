@@ -48,18 +48,8 @@ func (s *Store) RecordProbe(ctx context.Context, p Probe) error {
 }
 
 // Probe reads a recorded probe; found is false when there is none yet.
-func (s *Store) Probe(ctx context.Context, id string) (p Probe, found bool, err error) {
-	snap, err := s.fs.Collection(probes).Doc(id).Get(ctx)
-	if err != nil {
-		if snap != nil && !snap.Exists() {
-			return Probe{}, false, nil
-		}
-		return Probe{}, false, fmt.Errorf("firestore.Get: %w", err)
-	}
-	if err := snap.DataTo(&p); err != nil {
-		return Probe{}, false, fmt.Errorf("firestore.DataTo: %w", err)
-	}
-	return p, true, nil
+func (s *Store) Probe(ctx context.Context, id string) (Probe, bool, error) {
+	return getOptional[Probe](ctx, s.fs.Collection(probes).Doc(id), "probe "+id)
 }
 
 // Firestore exposes the client for packages that keep their own

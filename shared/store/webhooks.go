@@ -47,18 +47,7 @@ func (s *Store) webhookState(id string) *firestore.DocumentRef {
 
 // GetWebhookState reads the state; found is false before the first enqueue.
 func (s *Store) GetWebhookState(ctx context.Context, id string) (WebhookState, bool, error) {
-	snap, err := s.webhookState(id).Get(ctx)
-	if status.Code(err) == codes.NotFound {
-		return WebhookState{}, false, nil
-	}
-	if err != nil {
-		return WebhookState{}, false, fault.Wrap(fault.Transient, "store_unavailable", err, "reading webhook of %s", id)
-	}
-	var w WebhookState
-	if err := snap.DataTo(&w); err != nil {
-		return w, false, fmt.Errorf("firestore.DataTo: %w", err)
-	}
-	return w, true, nil
+	return getOptional[WebhookState](ctx, s.webhookState(id), "webhook of "+id)
 }
 
 // StartWebhook creates the state as DELIVERING, before the first task is
