@@ -11,19 +11,8 @@ import (
 	"github.com/imgpipe/imgpipe/shared/queue"
 )
 
-// messagePublishedData is the data of a google.cloud.pubsub.topic.v1.messagePublished event.
-type messagePublishedData struct {
-	Message struct {
-		Data       []byte            `json:"data"`
-		Attributes map[string]string `json:"attributes"`
-		MessageID  string            `json:"messageId"`
-	} `json:"message"`
-	Subscription    string `json:"subscription"`
-	DeliveryAttempt int    `json:"deliveryAttempt"`
-}
-
-func decodeImageMessage(e event.Event) (queue.ImageMessage, messagePublishedData, error) {
-	var d messagePublishedData
+func decodeImageMessage(e event.Event) (queue.ImageMessage, queue.PushData, error) {
+	var d queue.PushData
 	if err := e.DataAs(&d); err != nil {
 		return queue.ImageMessage{}, d, fault.Wrap(fault.Permanent, "bad_message", err, "event.DataAs")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/imgpipe/imgpipe/shared/queue"
 	"github.com/imgpipe/imgpipe/shared/store"
 )
 
@@ -40,13 +41,7 @@ func registerProbes(ctx context.Context) error {
 }
 
 func probeEvent(ctx context.Context, e event.Event) error {
-	var msg struct {
-		Message struct {
-			Data       []byte            `json:"data"`
-			Attributes map[string]string `json:"attributes"`
-			MessageID  string            `json:"messageId"`
-		} `json:"message"`
-	}
+	var msg queue.PushData
 	if err := e.DataAs(&msg); err != nil {
 		return fmt.Errorf("event.DataAs: %w", err)
 	}

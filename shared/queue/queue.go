@@ -14,6 +14,19 @@ import (
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
 
+// PushData is the data of a google.cloud.pubsub.topic.v1.messagePublished
+// event: the push envelope that functions-framework-go (locally) and
+// Eventarc (deployed) hand a CloudEvent function.
+type PushData struct {
+	Message struct {
+		Data       []byte            `json:"data"`
+		Attributes map[string]string `json:"attributes"`
+		MessageID  string            `json:"messageId"`
+	} `json:"message"`
+	Subscription    string `json:"subscription"`
+	DeliveryAttempt int    `json:"deliveryAttempt"` // only with a dead-letter policy, and dropped by functions-framework-go
+}
+
 // ImageMessage is the body of one image's message.
 type ImageMessage struct {
 	RequestID string         `json:"requestId"`
