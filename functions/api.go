@@ -288,7 +288,7 @@ func report(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	// Check the request exists before the CSV headers go out.
-	if _, err := d.svc.Status(r.Context(), id, caller(r).ID, 0, 1); err != nil {
+	if err := d.svc.CheckAccess(r.Context(), id, caller(r).ID); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -98,6 +98,12 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	return v, err
 }
 
+// CheckAccess answers not found unless request id exists and belongs to owner.
+func (s *Service) CheckAccess(ctx context.Context, id, owner string) error {
+	_, err := s.getOwned(ctx, id, owner)
+	return err
+}
+
 func (s *Service) getOwned(ctx context.Context, id, owner string) (store.Request, error) {
 	r, err := s.Store.GetRequest(ctx, id)
 	if err != nil {
