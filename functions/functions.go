@@ -106,6 +106,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		MaxDeliveryAttempts: cfg.MaxDeliveryAttempts,
 		HookGrace:           time.Minute,
 		ProcessTimeout:      90 * time.Second,
+		FetchBudget:         cfg.FetchTimeout,
 	}
 	svc.Hook = pipeline.WebhookHook{S: svc}
 	svc.SetConcurrency(cfg.CompressConcurrency)

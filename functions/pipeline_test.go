@@ -285,7 +285,11 @@ func imageServer() http.Handler {
 	})
 	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
 	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(100 * time.Millisecond)
+		d, err := time.ParseDuration(r.URL.Query().Get("delay"))
+		if err != nil {
+			d = 100 * time.Millisecond
+		}
+		time.Sleep(d)
 		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", strings.TrimPrefix(r.URL.Path, "/slow/")))
 	})
 	return mux
@@ -333,13 +337,19 @@ func csvOf(products []batch.Product) string {
 
 func uploadCSV(t *testing.T, body string) (string, int) {
 	t.Helper()
+	return uploadCSVTo(t, apiURL, body)
+}
+
+// uploadCSVTo uploads body to the function host at base.
+func uploadCSVTo(t *testing.T, base, body string) (string, int) {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, _ := mw.CreateFormFile("csv", "products.csv")
 	fw.Write([]byte(body))
 	mw.WriteField("quality", "50")
 	mw.Close()
-	resp, err := http.Post(apiURL+"/api/upload", mw.FormDataContentType(), &buf)
+	resp, err := http.Post(base+"/api/upload", mw.FormDataContentType(), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +364,7 @@ func uploadCSV(t *testing.T, body string) (string, int) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", resp.StatusCode, raw)
 	}
-	if err := json.Unmarshal(raw, &out); err != nil || out.Status != "PENDING" || out.StatusURL != apiURL+"/api/status/"+out.RequestID || len(out.RequestID) != 26 {
+	if err := json.Unmarshal(raw, &out); err != nil || out.Status != "PENDING" || out.StatusURL != base+"/api/status/"+out.RequestID || len(out.RequestID) != 26 {
 		t.Fatalf("upload response %s (%v)", raw, err)
 	}
 	return out.RequestID, out.TotalImages

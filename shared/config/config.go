@@ -83,7 +83,7 @@ var Variables = []Variable{
 	{"IMGPIPE_MAX_PIXELS", "50000000", "largest image decoded, width × height"},
 	{"IMGPIPE_MAX_DIMENSION", "20000", "longest side decoded"},
 	{"IMGPIPE_COMPRESS_CONCURRENCY", "5", "images compressed at once per instance"},
-	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "deliveries of one image message before it is recorded failed (match the dead-letter policy)"},
+	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "failed attempts at one image (a fetch retried within a delivery counts, as does a failed delivery) before it is recorded failed; at most the dead-letter policy's deliveries"},
 	{"IMGPIPE_WEBHOOK_SECRETS", "", "comma-separated whsec_<base64> signing secrets; each signs every delivery (rotation) (required)"},
 	{"IMGPIPE_WEBHOOK_TIMEOUT", "10s", "one webhook attempt: connect, send, answer"},
 	{"IMGPIPE_WEBHOOK_MAX_ATTEMPTS", "5", "webhook attempts before FAILED (the queue's max_attempts)"},

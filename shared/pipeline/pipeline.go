@@ -80,6 +80,9 @@ type Service struct {
 	// count): below the subscription's ack deadline, so no stuck call holds
 	// a compression slot or outlives its delivery.
 	ProcessTimeout time.Duration
+	// FetchBudget is the most one fetch can take (the fetcher's timeout):
+	// a retry starts only if the delivery has that much time left.
+	FetchBudget time.Duration
 	// HookGrace is how long a completion's hook may stay unconfirmed before
 	// a redelivery fires it again (its first firer presumably died).
 	HookGrace time.Duration
@@ -180,14 +183,14 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		return s.checkCompletion(ctx, m)
 	}
 	log := s.Log.With("requestId", m.RequestID, "image", m.Image.ID(), "attempt", attempt)
-	res, err := s.process(ctx, m)
-	if err != nil && fault.Retryable(err) {
-		if n, cerr := s.Store.CountAttempt(ctx, m.RequestID, m.Image); cerr == nil {
-			attempt = max(attempt, n)
-		}
+	a := attempts{n: attempt}
+	res, err := s.process(ctx, m, &a)
+	if err != nil && fault.Retryable(err) && !a.counted {
+		s.countAttempt(ctx, m, &a)
 	}
+	attempt = a.n
 	if err != nil {
-		last := s.MaxDeliveryAttempts > 0 && attempt >= s.MaxDeliveryAttempts
+		last := s.lastAttempt(attempt)
 		if fault.Retryable(err) && !last {
 			log.Warn("image failed, will retry", "reason", fault.ReasonOf(err), "error", err.Error())
 			return err
@@ -235,8 +238,61 @@ func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts
 	return s.checkCompletion(ctx, m)
 }
 
+// attempts tracks one image's failed attempts during a delivery: n is the
+// highest count known, counted whether the latest failure is in it.
+type attempts struct {
+	n       int
+	counted bool
+}
+
+// countAttempt records one failed attempt in the store, which counts across
+// deliveries and function instances.
+func (s *Service) countAttempt(ctx context.Context, m queue.ImageMessage, a *attempts) {
+	if n, err := s.Store.CountAttempt(ctx, m.RequestID, m.Image); err == nil {
+		a.n = max(a.n, n)
+	}
+	a.counted = true
+}
+
+func (s *Service) lastAttempt(n int) bool {
+	return s.MaxDeliveryAttempts > 0 && n >= s.MaxDeliveryAttempts
+}
+
+// fetch gets the image, retrying transient failures (503, timeout, refused
+// connection) inside this delivery with backoff from 1 s, each try counted
+// as an attempt. It gives up when the attempts are spent or the delivery's
+// time would not cover another try; the caller then records the failure or
+// asks for a redelivery. Retrying here rather than by nacking keeps hopeless
+// URLs from turning into bursts of failed pushes, after which Pub/Sub slows
+// the whole subscription.
+func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) ([]byte, error) {
+	delay := time.Second
+	for {
+		a.counted = false
+		in, err := s.Fetcher.Fetch(ctx, m.URL, s.MaxImageBytes)
+		if err == nil || !fault.Retryable(err) || ctx.Err() != nil {
+			return in, err
+		}
+		s.countAttempt(ctx, m, a)
+		if s.lastAttempt(a.n) {
+			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay+s.FetchBudget {
+			return nil, err
+		}
+		s.Log.Warn("fetch failed, retrying", "requestId", m.RequestID, "image", m.Image.ID(),
+			"attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", delay.String())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 8*time.Second)
+	}
+}
+
 // process fetches, compresses and stores one image.
-func (s *Service) process(ctx context.Context, m queue.ImageMessage) (batch.ImageResult, error) {
+func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts) (batch.ImageResult, error) {
 	if s.sem != nil {
 		select {
 		case s.sem <- struct{}{}:
@@ -245,7 +301,7 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage) (batch.Imag
 			return batch.ImageResult{}, fault.Wrap(fault.Transient, "canceled", ctx.Err(), "waiting for a compression slot")
 		}
 	}
-	in, err := s.Fetcher.Fetch(ctx, m.URL, s.MaxImageBytes)
+	in, err := s.fetch(ctx, m, a)
 	if err != nil {
 		return batch.ImageResult{}, err
 	}
