@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+
+	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
 
 var errNotJPEG = errors.New("not a JPEG stream")
@@ -88,37 +90,10 @@ func exifOrientation(b []byte) int {
 		if s.marker != 0xE1 || !bytes.HasPrefix(s.data, []byte("Exif\x00\x00")) {
 			continue
 		}
-		t := s.data[6:]
-		if len(t) < 8 {
-			return 0
+		if v := jpegdct.ExifOrientation(s.data[6:]); v != 0 {
+			return v
 		}
-		var bo binary.ByteOrder
-		switch string(t[:4]) {
-		case "II*\x00":
-			bo = binary.LittleEndian
-		case "MM\x00*":
-			bo = binary.BigEndian
-		default:
-			return 0
-		}
-		off := int(bo.Uint32(t[4:]))
-		if off < 8 || off+2 > len(t) {
-			return 0
-		}
-		n := int(bo.Uint16(t[off:]))
-		for k := 0; k < n; k++ {
-			e := off + 2 + 12*k
-			if e+12 > len(t) {
-				return 0
-			}
-			if bo.Uint16(t[e:]) == 0x0112 {
-				v := int(bo.Uint16(t[e+8:]))
-				if v >= 1 && v <= 8 {
-					return v
-				}
-				return 0
-			}
-		}
+		return 0
 	}
 	return 0
 }

@@ -1,0 +1,574 @@
+package jpegdct
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Limits bound what Decode allocates.
+type Limits struct {
+	MaxPixels int64 // 0: no limit
+}
+
+type decoder struct {
+	img      Image
+	data     []byte
+	dc, ac   [4]huffDecoder
+	restart  int
+	adobe    bool
+	adobeTx  int
+	jfif     bool
+	frameSet bool
+	br       bitReader
+	eobrun   int32
+	limits   Limits
+}
+
+// Decode reads a JPEG's quantised coefficients. Inputs outside what this
+// package handles give an *Unsupported error; malformed ones wrap
+// ErrCorrupt.
+func Decode(data []byte, lim Limits) (*Image, error) {
+	d := &decoder{data: data, limits: lim}
+	if err := d.run(); err != nil {
+		return nil, err
+	}
+	return &d.img, nil
+}
+
+func (d *decoder) run() error {
+	data := d.data
+	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+		return corrupt("missing SOI")
+	}
+	pos := 2
+	scans := 0
+	for {
+		// Find the next marker, skipping fill bytes.
+		for pos < len(data) && data[pos] != 0xFF {
+			pos++
+		}
+		for pos < len(data) && data[pos] == 0xFF {
+			pos++
+		}
+		if pos >= len(data) {
+			return corrupt("no EOI")
+		}
+		m := data[pos]
+		pos++
+		switch {
+		case m == 0xD9: // EOI
+			if !d.frameSet || scans == 0 {
+				return corrupt("no image data")
+			}
+			return d.finish()
+		case m >= 0xD0 && m <= 0xD7, m == 0x01:
+			continue
+		}
+		if pos+2 > len(data) {
+			return corrupt("truncated segment")
+		}
+		n := int(binary.BigEndian.Uint16(data[pos:]))
+		if n < 2 || pos+n > len(data) {
+			return corrupt("segment length %d", n)
+		}
+		seg := data[pos+2 : pos+n]
+		pos += n
+		var err error
+		switch {
+		case m == 0xC0 || m == 0xC1 || m == 0xC2:
+			err = d.frame(seg, m == 0xC2)
+		case m == 0xC3 || (m >= 0xC5 && m <= 0xC7) || (m >= 0xC9 && m <= 0xCB) || (m >= 0xCD && m <= 0xCF):
+			// lossless, hierarchical, arithmetic
+			return unsupported("coding")
+		case m == 0xC4:
+			err = d.dht(seg)
+		case m == 0xCC:
+			return unsupported("arithmetic")
+		case m == 0xDB:
+			err = d.dqt(seg)
+		case m == 0xDD:
+			if len(seg) < 2 {
+				return corrupt("DRI")
+			}
+			d.restart = int(binary.BigEndian.Uint16(seg))
+		case m == 0xDA:
+			if !d.frameSet {
+				return corrupt("scan before frame")
+			}
+			if pos, err = d.scan(seg, pos); err != nil {
+				return err
+			}
+			scans++
+		case m == 0xE0:
+			d.jfif = bytes.HasPrefix(seg, []byte("JFIF\x00"))
+		case m == 0xE1:
+			if bytes.HasPrefix(seg, []byte("Exif\x00\x00")) && d.img.orientation == 0 {
+				d.img.orientation = exifOrientation(seg[6:])
+			}
+		case m == 0xE2:
+			if bytes.HasPrefix(seg, []byte("ICC_PROFILE\x00")) && !iccIsSRGB(seg) {
+				return unsupported("icc_profile")
+			}
+		case m == 0xEE:
+			if bytes.HasPrefix(seg, []byte("Adobe")) && len(seg) >= 12 {
+				d.adobe, d.adobeTx = true, int(seg[11])
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (d *decoder) finish() error {
+	m := &d.img
+	if len(m.comps) == 3 {
+		if d.adobe && d.adobeTx == 0 {
+			return unsupported("rgb")
+		}
+		if !d.jfif && !d.adobe && m.comps[0].id == 'R' && m.comps[1].id == 'G' && m.comps[2].id == 'B' {
+			return unsupported("rgb")
+		}
+	}
+	for _, c := range m.comps {
+		if !d.img.qtSet[c.tq] {
+			return corrupt("missing quantisation table %d", c.tq)
+		}
+	}
+	return nil
+}
+
+func (d *decoder) frame(seg []byte, progressive bool) error {
+	if d.frameSet {
+		return corrupt("second frame")
+	}
+	if len(seg) < 6 {
+		return corrupt("SOF")
+	}
+	if seg[0] != 8 {
+		return unsupported("precision")
+	}
+	m := &d.img
+	m.Progressive = progressive
+	m.Height = int(binary.BigEndian.Uint16(seg[1:]))
+	m.Width = int(binary.BigEndian.Uint16(seg[3:]))
+	nc := int(seg[5])
+	if m.Width == 0 || m.Height == 0 {
+		return unsupported("dnl_height")
+	}
+	if nc != 1 && nc != 3 {
+		return unsupported("components")
+	}
+	if len(seg) < 6+3*nc {
+		return corrupt("SOF")
+	}
+	if d.limits.MaxPixels > 0 && int64(m.Width)*int64(m.Height) > d.limits.MaxPixels {
+		return unsupported("too_many_pixels")
+	}
+	m.comps = make([]component, nc)
+	for i := range m.comps {
+		c := &m.comps[i]
+		c.id = seg[6+3*i]
+		c.h, c.v = int(seg[7+3*i]>>4), int(seg[7+3*i]&15)
+		c.tq = int(seg[8+3*i])
+		if c.tq > 3 || c.h < 1 || c.v < 1 || c.h > 4 || c.v > 4 {
+			return corrupt("SOF component")
+		}
+		for j := 0; j < i; j++ {
+			if m.comps[j].id == c.id {
+				return corrupt("duplicate component id")
+			}
+		}
+	}
+	if nc == 1 {
+		m.comps[0].h, m.comps[0].v = 1, 1
+	} else {
+		// Luma 1x1, 2x1, 1x2 or 2x2; chroma 1x1.
+		y := m.comps[0]
+		if y.h > 2 || y.v > 2 || m.comps[1].h != 1 || m.comps[1].v != 1 || m.comps[2].h != 1 || m.comps[2].v != 1 {
+			return unsupported("sampling")
+		}
+	}
+	m.hmax, m.vmax = m.comps[0].h, m.comps[0].v
+	m.mcusX = (m.Width + 8*m.hmax - 1) / (8 * m.hmax)
+	m.mcusY = (m.Height + 8*m.vmax - 1) / (8 * m.vmax)
+	for i := range m.comps {
+		c := &m.comps[i]
+		cw := (m.Width*c.h + m.hmax - 1) / m.hmax
+		ch := (m.Height*c.v + m.vmax - 1) / m.vmax
+		c.bw, c.bh = (cw+7)/8, (ch+7)/8
+		c.stride, c.rows = m.mcusX*c.h, m.mcusY*c.v
+		c.coef = make([]int16, c.stride*c.rows*64)
+	}
+	d.frameSet = true
+	return nil
+}
+
+func (d *decoder) dqt(seg []byte) error {
+	for len(seg) > 0 {
+		pq, tq := seg[0]>>4, int(seg[0]&15)
+		if tq > 3 || pq > 1 {
+			return corrupt("DQT")
+		}
+		seg = seg[1:]
+		t := &d.img.qt[tq]
+		if pq == 0 {
+			if len(seg) < 64 {
+				return corrupt("DQT")
+			}
+			for k := 0; k < 64; k++ {
+				t[k] = uint16(seg[k])
+			}
+			seg = seg[64:]
+		} else {
+			if len(seg) < 128 {
+				return corrupt("DQT")
+			}
+			for k := 0; k < 64; k++ {
+				t[k] = binary.BigEndian.Uint16(seg[2*k:])
+			}
+			seg = seg[128:]
+		}
+		for k := 0; k < 64; k++ {
+			if t[k] == 0 {
+				return corrupt("zero quantiser")
+			}
+		}
+		d.img.qtSet[tq] = true
+	}
+	return nil
+}
+
+func (d *decoder) dht(seg []byte) error {
+	for len(seg) > 0 {
+		if len(seg) < 17 {
+			return corrupt("DHT")
+		}
+		tc, th := seg[0]>>4, int(seg[0]&15)
+		if tc > 1 || th > 3 {
+			return corrupt("DHT class")
+		}
+		var counts [16]int
+		total := 0
+		for i := range counts {
+			counts[i] = int(seg[1+i])
+			total += counts[i]
+		}
+		if len(seg) < 17+total {
+			return corrupt("DHT")
+		}
+		t := &d.dc[th]
+		if tc == 1 {
+			t = &d.ac[th]
+		}
+		if err := t.build(counts, seg[17:17+total]); err != nil {
+			return err
+		}
+		seg = seg[17+total:]
+	}
+	return nil
+}
+
+// scanComp is one component of a scan.
+type scanComp struct {
+	c      *component
+	dc, ac *huffDecoder
+	pred   int32
+}
+
+// scan decodes one scan; pos is where its entropy-coded data starts. It
+// returns the position after the data (at the next marker).
+func (d *decoder) scan(seg []byte, pos int) (int, error) {
+	m := &d.img
+	if len(seg) < 1 {
+		return 0, corrupt("SOS")
+	}
+	ns := int(seg[0])
+	if ns < 1 || ns > len(m.comps) || len(seg) != 4+2*ns {
+		return 0, corrupt("SOS")
+	}
+	sc := make([]scanComp, ns)
+	for i := range sc {
+		id, sel := seg[1+2*i], seg[2+2*i]
+		for j := range m.comps {
+			if m.comps[j].id == id {
+				sc[i].c = &m.comps[j]
+			}
+		}
+		if sc[i].c == nil {
+			return 0, corrupt("SOS component")
+		}
+		td, ta := sel>>4, sel&15
+		if td > 3 || ta > 3 {
+			return 0, corrupt("SOS table")
+		}
+		sc[i].dc, sc[i].ac = &d.dc[td], &d.ac[ta]
+	}
+	ss, se := int(seg[1+2*ns]), int(seg[2+2*ns])
+	ah, al := uint(seg[3+2*ns]>>4), uint(seg[3+2*ns]&15)
+	if !m.Progressive {
+		if ss != 0 || se != 63 || ah != 0 || al != 0 {
+			return 0, corrupt("baseline scan parameters")
+		}
+	} else if se > 63 || ss > se || (ss == 0 && se != 0) || (ss > 0 && ns != 1) || al > 13 || (ah != 0 && ah != al+1) {
+		return 0, corrupt("progressive scan parameters")
+	}
+	for _, s := range sc {
+		needDC := ss == 0 && ah == 0
+		needAC := se > 0
+		if (needDC && !s.dc.defined) || (needAC && !s.ac.defined) {
+			return 0, corrupt("missing Huffman table")
+		}
+	}
+	d.br.reset(d.data, pos)
+	d.eobrun = 0
+
+	var unit func(s *scanComp, blk []int16) error
+	switch {
+	case !m.Progressive:
+		unit = d.baselineBlock
+	case ss == 0 && ah == 0:
+		unit = func(s *scanComp, blk []int16) error { return d.dcFirst(s, blk, al) }
+	case ss == 0:
+		unit = func(s *scanComp, blk []int16) error {
+			if d.br.bit() {
+				blk[0] |= 1 << al
+			}
+			return nil
+		}
+	case ah == 0:
+		unit = func(s *scanComp, blk []int16) error { return d.acFirst(s, blk, ss, se, al) }
+	default:
+		unit = func(s *scanComp, blk []int16) error { return d.acRefine(s, blk, ss, se, al) }
+	}
+
+	mcus := 0
+	restartNext := func() error {
+		mcus++
+		if d.restart == 0 || mcus%d.restart != 0 {
+			return nil
+		}
+		return d.restartMarker(sc)
+	}
+	var total int
+	if ns == 1 {
+		c := sc[0].c
+		total = c.bw * c.bh
+		for by := 0; by < c.bh; by++ {
+			for bx := 0; bx < c.bw; bx++ {
+				if err := unit(&sc[0], c.block(bx, by)); err != nil {
+					return 0, err
+				}
+				if mcus+1 < total {
+					if err := restartNext(); err != nil {
+						return 0, err
+					}
+				}
+			}
+		}
+	} else {
+		total = m.mcusX * m.mcusY
+		for my := 0; my < m.mcusY; my++ {
+			for mx := 0; mx < m.mcusX; mx++ {
+				for i := range sc {
+					s := &sc[i]
+					c := s.c
+					for v := 0; v < c.v; v++ {
+						for h := 0; h < c.h; h++ {
+							if err := unit(s, c.block(mx*c.h+h, my*c.v+v)); err != nil {
+								return 0, err
+							}
+						}
+					}
+				}
+				if mcus+1 < total {
+					if err := restartNext(); err != nil {
+						return 0, err
+					}
+				}
+			}
+		}
+	}
+	if d.br.truncated() {
+		return 0, corrupt("truncated scan data")
+	}
+	return d.scanEnd(), nil
+}
+
+// scanEnd finds the marker that ends the current entropy-coded segment.
+func (d *decoder) scanEnd() int {
+	p := d.br.pos
+	for p+1 < len(d.data) && !(d.data[p] == 0xFF && d.data[p+1] != 0 && !(d.data[p+1] >= 0xD0 && d.data[p+1] <= 0xD7)) {
+		p++
+	}
+	return p
+}
+
+// restartMarker expects RSTn at the reader's position and resets the
+// decoder state for the next interval.
+func (d *decoder) restartMarker(sc []scanComp) error {
+	if d.br.truncated() {
+		return corrupt("truncated before restart marker")
+	}
+	p := d.br.pos
+	for p < len(d.data) && d.data[p] != 0xFF {
+		p++ // tolerate garbage before the marker, as libjpeg does
+	}
+	for p < len(d.data) && d.data[p] == 0xFF {
+		p++
+	}
+	if p >= len(d.data) || d.data[p] < 0xD0 || d.data[p] > 0xD7 {
+		return corrupt("missing restart marker")
+	}
+	d.br.reset(d.data, p+1)
+	for i := range sc {
+		sc[i].pred = 0
+	}
+	d.eobrun = 0
+	return nil
+}
+
+func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
+	t, err := d.br.decode(s.dc)
+	if err != nil {
+		return err
+	}
+	if t > 11 {
+		return corrupt("DC magnitude")
+	}
+	s.pred += extend(d.br.bits(uint(t)), uint(t))
+	blk[0] = int16(s.pred)
+	ac := s.ac
+	for k := 1; k < 64; {
+		rs, err := d.br.decode(ac)
+		if err != nil {
+			return err
+		}
+		r, sz := int(rs>>4), uint(rs&15)
+		if sz == 0 {
+			if r != 15 {
+				break
+			}
+			k += 16
+			continue
+		}
+		k += r
+		if k > 63 {
+			return corrupt("coefficient index")
+		}
+		blk[k] = int16(extend(d.br.bits(sz), sz))
+		k++
+	}
+	return nil
+}
+
+func (d *decoder) dcFirst(s *scanComp, blk []int16, al uint) error {
+	t, err := d.br.decode(s.dc)
+	if err != nil {
+		return err
+	}
+	if t > 11 {
+		return corrupt("DC magnitude")
+	}
+	s.pred += extend(d.br.bits(uint(t)), uint(t))
+	blk[0] = int16(s.pred << al)
+	return nil
+}
+
+func (d *decoder) acFirst(s *scanComp, blk []int16, ss, se int, al uint) error {
+	if d.eobrun > 0 {
+		d.eobrun--
+		return nil
+	}
+	for k := ss; k <= se; k++ {
+		rs, err := d.br.decode(s.ac)
+		if err != nil {
+			return err
+		}
+		r, sz := int(rs>>4), uint(rs&15)
+		if sz == 0 {
+			if r < 15 {
+				d.eobrun = 1<<r - 1
+				if r > 0 {
+					d.eobrun += d.br.bits(uint(r))
+				}
+				break
+			}
+			k += 15
+			continue
+		}
+		k += r
+		if k > 63 {
+			return corrupt("coefficient index")
+		}
+		blk[k] = int16(extend(d.br.bits(sz), sz) << al)
+	}
+	return nil
+}
+
+func (d *decoder) acRefine(s *scanComp, blk []int16, ss, se int, al uint) error {
+	p1, m1 := int16(1)<<al, int16(-1)<<al
+	k := ss
+	if d.eobrun == 0 {
+		for ; k <= se; k++ {
+			rs, err := d.br.decode(s.ac)
+			if err != nil {
+				return err
+			}
+			r, sz := int(rs>>4), int(rs&15)
+			var val int16
+			if sz != 0 {
+				if sz != 1 {
+					return corrupt("refinement magnitude")
+				}
+				if d.br.bit() {
+					val = p1
+				} else {
+					val = m1
+				}
+			} else if r != 15 {
+				d.eobrun = 1 << r
+				if r > 0 {
+					d.eobrun += d.br.bits(uint(r))
+				}
+				break
+			}
+			for k <= se {
+				if blk[k] != 0 {
+					if d.br.bit() && blk[k]&p1 == 0 {
+						if blk[k] >= 0 {
+							blk[k] += p1
+						} else {
+							blk[k] += m1
+						}
+					}
+				} else {
+					if r == 0 {
+						break
+					}
+					r--
+				}
+				k++
+			}
+			if val != 0 {
+				if k > se {
+					return corrupt("coefficient index")
+				}
+				blk[k] = val
+			}
+		}
+	}
+	if d.eobrun > 0 {
+		for ; k <= se; k++ {
+			if blk[k] != 0 && d.br.bit() && blk[k]&p1 == 0 {
+				if blk[k] >= 0 {
+					blk[k] += p1
+				} else {
+					blk[k] += m1
+				}
+			}
+		}
+		d.eobrun--
+	}
+	return nil
+}

@@ -1,0 +1,345 @@
+package jpegdct
+
+import (
+	"encoding/binary"
+)
+
+// Annex K tables, natural order.
+var (
+	stdLuma = [64]uint16{
+		16, 11, 10, 16, 24, 40, 51, 61,
+		12, 12, 14, 19, 26, 58, 60, 55,
+		14, 13, 16, 24, 40, 57, 69, 56,
+		14, 17, 22, 29, 51, 87, 80, 62,
+		18, 22, 37, 56, 68, 109, 103, 77,
+		24, 35, 55, 64, 81, 104, 113, 92,
+		49, 64, 78, 87, 103, 121, 120, 101,
+		72, 92, 95, 98, 112, 100, 103, 99,
+	}
+	stdChroma = [64]uint16{
+		17, 18, 24, 47, 99, 99, 99, 99,
+		18, 21, 26, 66, 99, 99, 99, 99,
+		24, 26, 56, 99, 99, 99, 99, 99,
+		47, 66, 99, 99, 99, 99, 99, 99,
+		99, 99, 99, 99, 99, 99, 99, 99,
+		99, 99, 99, 99, 99, 99, 99, 99,
+		99, 99, 99, 99, 99, 99, 99, 99,
+		99, 99, 99, 99, 99, 99, 99, 99,
+	}
+)
+
+// QualityTables returns the IJG luma and chroma tables for quality 1..100,
+// in zigzag order, as libjpeg and image/jpeg scale them.
+func QualityTables(quality int) (luma, chroma [64]uint16) {
+	quality = min(max(quality, 1), 100)
+	scale := 200 - 2*quality
+	if quality < 50 {
+		scale = 5000 / quality
+	}
+	for k := 0; k < 64; k++ {
+		n := zigzag[k]
+		luma[k] = uint16(min(max((int(stdLuma[n])*scale+50)/100, 1), 255))
+		chroma[k] = uint16(min(max((int(stdChroma[n])*scale+50)/100, 1), 255))
+	}
+	return luma, chroma
+}
+
+// frame is what the encoder writes: components with their coefficients
+// (already quantised with the tables given) and two tables.
+type frame struct {
+	width, height int
+	comps         []*component
+	qt            [2][64]uint16 // luma, chroma; zigzag
+	mcusX, mcusY  int
+}
+
+// symbol statistics and codes for the four tables.
+type huffEncoder struct {
+	code [256]uint32
+	size [256]uint8
+	bits [16]byte
+	vals []byte
+}
+
+// optimalTable builds a length-limited Huffman code from symbol counts,
+// following Annex K.2 (libjpeg's jpeg_gen_optimal_table).
+func optimalTable(freqIn *[256]int64) huffEncoder {
+	var freq [257]int64
+	copy(freq[:], freqIn[:])
+	freq[256] = 1 // reserved: no code is all ones
+	var codesize [257]int
+	var others [257]int
+	for i := range others {
+		others[i] = -1
+	}
+	for {
+		c1, c2 := -1, -1
+		var v1, v2 int64 = 1 << 62, 1 << 62
+		for i := 0; i <= 256; i++ {
+			if freq[i] != 0 && freq[i] <= v1 {
+				v1, c1 = freq[i], i
+			}
+		}
+		for i := 0; i <= 256; i++ {
+			if freq[i] != 0 && freq[i] <= v2 && i != c1 {
+				v2, c2 = freq[i], i
+			}
+		}
+		if c2 < 0 {
+			break
+		}
+		freq[c1] += freq[c2]
+		freq[c2] = 0
+		codesize[c1]++
+		for others[c1] >= 0 {
+			c1 = others[c1]
+			codesize[c1]++
+		}
+		others[c1] = c2
+		codesize[c2]++
+		for others[c2] >= 0 {
+			c2 = others[c2]
+			codesize[c2]++
+		}
+	}
+	var bits [33]int
+	for i := 0; i <= 256; i++ {
+		if codesize[i] > 0 {
+			bits[min(codesize[i], 32)]++
+		}
+	}
+	for i := 32; i > 16; i-- {
+		for bits[i] > 0 {
+			j := i - 2
+			for bits[j] == 0 {
+				j--
+			}
+			bits[i] -= 2
+			bits[i-1]++
+			bits[j+1] += 2
+			bits[j]--
+		}
+	}
+	i := 16
+	for bits[i] == 0 {
+		i--
+	}
+	bits[i]-- // drop the reserved symbol
+	var e huffEncoder
+	for l := 1; l <= 32; l++ {
+		for s := 0; s < 256; s++ {
+			if codesize[s] == l {
+				e.vals = append(e.vals, byte(s))
+			}
+		}
+	}
+	for l := 1; l <= 16; l++ {
+		e.bits[l-1] = byte(bits[l])
+	}
+	// Canonical codes.
+	code, k := uint32(0), 0
+	for l := 1; l <= 16; l++ {
+		for n := 0; n < int(e.bits[l-1]); n++ {
+			s := e.vals[k]
+			e.code[s], e.size[s] = code, uint8(l)
+			code++
+			k++
+		}
+		code <<= 1
+	}
+	return e
+}
+
+// bitWriter writes entropy-coded bits with byte stuffing.
+type bitWriter struct {
+	out []byte
+	acc uint64
+	n   uint
+}
+
+func (w *bitWriter) put(code uint32, size uint8) {
+	w.acc = w.acc<<size | uint64(code)
+	w.n += uint(size)
+	for w.n >= 8 {
+		w.n -= 8
+		b := byte(w.acc >> w.n)
+		w.out = append(w.out, b)
+		if b == 0xFF {
+			w.out = append(w.out, 0)
+		}
+	}
+}
+
+func (w *bitWriter) flush() {
+	if w.n > 0 {
+		w.put(1<<(8-w.n)-1, uint8(8-w.n))
+	}
+}
+
+func magnitude(v int32) (uint32, uint8) {
+	a := v
+	if a < 0 {
+		a = -a
+		v--
+	}
+	n := uint8(0)
+	for a > 0 {
+		n++
+		a >>= 1
+	}
+	return uint32(v) & (1<<n - 1), n
+}
+
+// blockVisitor walks every block of the frame in interleaved MCU order.
+func (f *frame) each(fn func(ci int, blk []int16)) {
+	for my := 0; my < f.mcusY; my++ {
+		for mx := 0; mx < f.mcusX; mx++ {
+			for ci, c := range f.comps {
+				for v := 0; v < c.v; v++ {
+					for h := 0; h < c.h; h++ {
+						fn(ci, c.block(mx*c.h+h, my*c.v+v))
+					}
+				}
+			}
+		}
+	}
+}
+
+func nbits(a int32) uint8 {
+	if a < 0 {
+		a = -a
+	}
+	n := uint8(0)
+	for a > 0 {
+		n++
+		a >>= 1
+	}
+	return n
+}
+
+// encode writes f as a baseline JPEG with optimised Huffman tables.
+func (f *frame) encode(dst []byte) []byte {
+	// Pass 1: symbol counts.
+	var dcFreq, acFreq [2][256]int64
+	preds := make([]int32, len(f.comps))
+	f.each(func(ci int, blk []int16) {
+		t := min(ci, 1)
+		dc := int32(blk[0])
+		dcFreq[t][nbits(dc-preds[ci])]++
+		preds[ci] = dc
+		run := 0
+		for k := 1; k < 64; k++ {
+			v := blk[k]
+			if v == 0 {
+				run++
+				continue
+			}
+			for run > 15 {
+				acFreq[t][0xF0]++
+				run -= 16
+			}
+			acFreq[t][byte(run<<4)|nbits(int32(v))]++
+			run = 0
+		}
+		if run > 0 {
+			acFreq[t][0]++
+		}
+	})
+	ntab := min(len(f.comps), 2)
+	var dcT, acT [2]huffEncoder
+	for t := 0; t < ntab; t++ {
+		dcT[t], acT[t] = optimalTable(&dcFreq[t]), optimalTable(&acFreq[t])
+	}
+
+	out := dst
+	out = append(out, 0xFF, 0xD8)
+	out = append(out, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0)
+	wide := false
+	for t := 0; t < ntab; t++ {
+		for _, q := range f.qt[t] {
+			wide = wide || q > 255
+		}
+	}
+	for t := 0; t < ntab; t++ {
+		if wide {
+			out = append(out, 0xFF, 0xDB, 0, 2+1+128, 0x10|byte(t))
+			for _, q := range f.qt[t] {
+				out = binary.BigEndian.AppendUint16(out, q)
+			}
+		} else {
+			out = append(out, 0xFF, 0xDB, 0, 2+1+64, byte(t))
+			for _, q := range f.qt[t] {
+				out = append(out, byte(q))
+			}
+		}
+	}
+	sof := byte(0xC0)
+	if wide {
+		sof = 0xC1 // extended sequential: 16-bit tables
+	}
+	out = append(out, 0xFF, sof)
+	out = binary.BigEndian.AppendUint16(out, uint16(8+3*len(f.comps)))
+	out = append(out, 8)
+	out = binary.BigEndian.AppendUint16(out, uint16(f.height))
+	out = binary.BigEndian.AppendUint16(out, uint16(f.width))
+	out = append(out, byte(len(f.comps)))
+	for ci, c := range f.comps {
+		out = append(out, byte(ci+1), byte(c.h<<4|c.v), byte(min(ci, 1)))
+	}
+	for t := 0; t < ntab; t++ {
+		for class, e := range []*huffEncoder{&dcT[t], &acT[t]} {
+			out = append(out, 0xFF, 0xC4)
+			out = binary.BigEndian.AppendUint16(out, uint16(2+1+16+len(e.vals)))
+			out = append(out, byte(class<<4|t))
+			out = append(out, e.bits[:]...)
+			out = append(out, e.vals...)
+		}
+	}
+	out = append(out, 0xFF, 0xDA)
+	out = binary.BigEndian.AppendUint16(out, uint16(6+2*len(f.comps)))
+	out = append(out, byte(len(f.comps)))
+	for ci := range f.comps {
+		t := byte(min(ci, 1))
+		out = append(out, byte(ci+1), t<<4|t)
+	}
+	out = append(out, 0, 63, 0)
+
+	// Pass 2: the data.
+	w := bitWriter{out: out}
+	for i := range preds {
+		preds[i] = 0
+	}
+	f.each(func(ci int, blk []int16) {
+		t := min(ci, 1)
+		dcE, acE := &dcT[t], &acT[t]
+		dc := int32(blk[0])
+		bitsv, n := magnitude(dc - preds[ci])
+		preds[ci] = dc
+		w.put(dcE.code[n], dcE.size[n])
+		if n > 0 {
+			w.put(bitsv, n)
+		}
+		run := 0
+		for k := 1; k < 64; k++ {
+			v := blk[k]
+			if v == 0 {
+				run++
+				continue
+			}
+			for run > 15 {
+				w.put(acE.code[0xF0], acE.size[0xF0])
+				run -= 16
+			}
+			bitsv, n := magnitude(int32(v))
+			s := byte(run<<4) | n
+			w.put(acE.code[s], acE.size[s])
+			w.put(bitsv, n)
+			run = 0
+		}
+		if run > 0 {
+			w.put(acE.code[0], acE.size[0])
+		}
+	})
+	w.flush()
+	return append(w.out, 0xFF, 0xD9)
+}

@@ -1,0 +1,120 @@
+package jpegdct
+
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// corpus lists the JPEGs the tests run on: ours and Go's own image/testdata.
+func corpus(t testing.TB) []string {
+	ours, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.jpg"))
+	gos, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "*.jpeg"))
+	files := append(ours, gos...)
+	if len(files) < 20 {
+		t.Fatalf("only %d test JPEGs found", len(files))
+	}
+	return files
+}
+
+func decodeStd(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("image/jpeg.Decode: %v", err)
+	}
+	return img
+}
+
+// samePixels compares two decoded images exactly.
+func samePixels(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	switch a := a.(type) {
+	case *image.YCbCr:
+		b, ok := b.(*image.YCbCr)
+		if !ok || a.SubsampleRatio != b.SubsampleRatio {
+			return false
+		}
+		r := a.Bounds()
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				if a.Y[a.YOffset(x, y)] != b.Y[b.YOffset(x, y)] || a.Cb[a.COffset(x, y)] != b.Cb[b.COffset(x, y)] || a.Cr[a.COffset(x, y)] != b.Cr[b.COffset(x, y)] {
+					return false
+				}
+			}
+		}
+		return true
+	case *image.Gray:
+		b, ok := b.(*image.Gray)
+		return ok && bytes.Equal(a.Pix, b.Pix)
+	}
+	return false
+}
+
+// The oracle: in lossless mode (input tables and sampling kept) the output
+// decodes with image/jpeg to exactly the input's pixels, for every JPEG the
+// fast path accepts; the rest are refused with a reason, never garbled.
+func TestLosslessIsPixelIdentical(t *testing.T) {
+	accepted := 0
+	for _, f := range corpus(t) {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Recompress(in, Options{Lossless: true})
+			if err != nil {
+				stdImg, stdErr := jpeg.Decode(bytes.NewReader(in))
+				switch {
+				case IsUnsupported(err):
+					t.Logf("refused: %v", err)
+				case stdErr != nil:
+					t.Logf("corrupt, as image/jpeg agrees: %v / %v", err, stdErr)
+				default:
+					t.Errorf("Recompress: %v, but image/jpeg decodes it (%T)", err, stdImg)
+				}
+				return
+			}
+			accepted++
+			want, got := decodeStd(t, in), decodeStd(t, out)
+			if !samePixels(want, got) {
+				t.Errorf("lossless output decodes to different pixels")
+			}
+		})
+	}
+	if accepted < 20 {
+		t.Errorf("fast path accepted %d files, want ≥ 20", accepted)
+	}
+}
+
+// Every file the issue names as a fallback is refused with its reason.
+func TestRefusals(t *testing.T) {
+	dir := filepath.Join(runtime.GOROOT(), "src", "image", "testdata")
+	for name, reason := range map[string]string{
+		"video-001.cmyk.jpeg":    "components",
+		"video-001.rgb.jpeg":     "rgb",
+		"video-001.q50.410.jpeg": "sampling",
+		"video-001.q50.411.jpeg": "sampling",
+	} {
+		in, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Recompress(in, Options{Quality: 50})
+		if !IsUnsupported(err) || !strings.Contains(err.Error(), reason) {
+			t.Errorf("%s: %v, want unsupported %s", name, err, reason)
+		}
+	}
+	rot, _ := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "coffee-exif-rotated.jpg"))
+	if _, err := Recompress(rot, Options{Quality: 50}); !IsUnsupported(err) || !strings.Contains(err.Error(), "orientation") {
+		t.Errorf("EXIF-rotated: %v, want unsupported orientation", err)
+	}
+}
