@@ -14,6 +14,7 @@ FUZZTIME ?= 10s
 # Each fuzz target, bounded: make test runs them for 10 s, make fuzz for FUZZTIME.
 FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batch \
 	&& go test -run='^$$' -fuzz=FuzzCompress -fuzztime=$(FUZZTIME) ./shared/imagework \
+	&& go test -run='^$$' -fuzz=FuzzRecompress -fuzztime=$(FUZZTIME) ./shared/jpegdct \
 	&& IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(FUZZTIME) ./functions
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(PROJECT)

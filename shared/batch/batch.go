@@ -81,6 +81,7 @@ type ImageResult struct {
 	InputBytes int64      `json:"inputBytes,omitempty" firestore:"inputBytes,omitempty"`
 	OutBytes   int64      `json:"outputBytes,omitempty" firestore:"outputBytes,omitempty"`
 	KeptInput  bool       `json:"keptInput,omitempty" firestore:"keptInput,omitempty"` // the input JPEG was smaller than our output
+	Codec      string     `json:"codec,omitempty" firestore:"codec,omitempty"`         // "dct" (recompressed coefficients) or "pixel"
 	Format     string     `json:"format,omitempty" firestore:"format,omitempty"`
 	Attempt    int        `json:"attempt,omitempty" firestore:"attempt,omitempty"`
 	FinishedAt time.Time  `json:"finishedAt" firestore:"finishedAt"`

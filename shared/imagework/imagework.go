@@ -1,11 +1,14 @@
 // Package imagework is the CPU path of imgpipe: sniff, check limits from the
-// header, decode (JPEG, PNG, GIF first frame, WebP), apply EXIF orientation,
-// flatten transparency onto white, encode JPEG, strip metadata. It imports
+// header; JPEGs are recompressed in the DCT domain (package jpegdct) when it
+// can; everything else, and the JPEGs it refuses, is decoded (JPEG, PNG, GIF
+// first frame, WebP), turned upright by EXIF orientation, flattened onto
+// white and encoded; metadata is stripped either way. It imports
 // no cloud client, so it can be benchmarked and fuzzed alone.
 package imagework
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -19,6 +22,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
 
 // Limits bound what an image may cost to decode.
@@ -37,6 +41,11 @@ type Result struct {
 	Width     int    // output, after orientation
 	Height    int
 	KeptInput bool // the input JPEG (metadata stripped) was smaller than our encoding
+	// Path is "dct" when the JPEG was recompressed in the DCT domain,
+	// "pixel" when it was decoded to pixels; Fallback says why a JPEG took
+	// the pixel path (jpegdct's reason).
+	Path     string
+	Fallback string
 }
 
 // Reason codes of permanent failures.
@@ -92,10 +101,44 @@ func CheckHeader(b []byte, lim Limits) (image.Config, string, error) {
 // quality q. When the input is a JPEG that needs no rotation and our output
 // is not smaller, the input (metadata stripped, losslessly) is kept.
 func Compress(in []byte, q int, lim Limits) (Result, error) {
-	_, format, err := CheckHeader(in, lim)
+	cfg, format, err := CheckHeader(in, lim)
 	if err != nil {
 		return Result{}, err
 	}
+	var res Result
+	if format == "jpeg" {
+		out, err := jpegdct.Recompress(in, jpegdct.Options{Quality: q, Limits: jpegdct.Limits{MaxPixels: lim.MaxPixels}})
+		if err == nil {
+			res = Result{JPEG: out, Format: format, Width: cfg.Width, Height: cfg.Height, Path: "dct"}
+		} else {
+			// Unsupported or malformed for the fast path: the pixel path
+			// decides (image/jpeg may still read it, or name the damage).
+			res.Fallback = err.Error()
+			var u *jpegdct.Unsupported
+			if errors.As(err, &u) {
+				res.Fallback = u.Reason
+			}
+		}
+	}
+	if res.JPEG == nil {
+		fallback := res.Fallback
+		if res, err = pixelPath(in, format, q); err != nil {
+			return Result{}, err
+		}
+		res.Fallback = fallback
+	}
+	// Keep the input when, without its metadata, it is no larger (the
+	// metadata alone can decide it, so compare after stripping).
+	if format == "jpeg" && exifOrientation(in) <= 1 {
+		if stripped, err := StripJPEGMetadata(in); err == nil && len(stripped) <= len(res.JPEG) {
+			res.JPEG, res.KeptInput = stripped, true
+		}
+	}
+	return res, nil
+}
+
+// pixelPath decodes to pixels (upright, transparency on white) and encodes.
+func pixelPath(in []byte, format string, q int) (Result, error) {
 	img, err := imaging.Decode(bytes.NewReader(in), imaging.AutoOrientation(true))
 	if err != nil {
 		return Result{}, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
@@ -106,13 +149,7 @@ func Compress(in []byte, q int, lim Limits) (Result, error) {
 	if err := jpeg.Encode(&buf, rgba, &jpeg.Options{Quality: q}); err != nil {
 		return Result{}, fmt.Errorf("jpeg.Encode: %w", err)
 	}
-	res := Result{JPEG: buf.Bytes(), Format: format, Width: rgba.Rect.Dx(), Height: rgba.Rect.Dy()}
-	if format == "jpeg" && buf.Len() >= len(in) && exifOrientation(in) <= 1 {
-		if stripped, err := StripJPEGMetadata(in); err == nil && len(stripped) <= buf.Len() {
-			res.JPEG, res.KeptInput = stripped, true
-		}
-	}
-	return res, nil
+	return Result{JPEG: buf.Bytes(), Format: format, Width: rgba.Rect.Dx(), Height: rgba.Rect.Dy(), Path: "pixel"}, nil
 }
 
 // opaqueRGBA returns img as an opaque *image.RGBA (transparent pixels

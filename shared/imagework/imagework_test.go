@@ -10,10 +10,12 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/imagequality"
 )
 
 func fixture(t testing.TB, name string) []byte {
@@ -171,15 +173,40 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-func TestKeepsSmallerJPEGInputWithoutMetadata(t *testing.T) {
+// An input coarser than the target is not requantised to finer steps: its
+// coefficients are kept, so the output decodes to its very pixels, and the
+// tables built for the image make it smaller.
+func TestCoarseJPEGKeepsItsCoefficients(t *testing.T) {
 	src, _ := jpeg.Decode(bytes.NewReader(fixture(t, "coffee.jpg")))
 	var low bytes.Buffer
 	_ = jpeg.Encode(&low, src, &jpeg.Options{Quality: 5})
+	res, err := Compress(low.Bytes(), 50, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Path != "dct" || res.KeptInput || len(res.JPEG) >= low.Len() {
+		t.Fatalf("q5 input %d bytes: path %s kept %v output %d bytes", low.Len(), res.Path, res.KeptInput, len(res.JPEG))
+	}
+	a, _ := jpeg.Decode(bytes.NewReader(low.Bytes()))
+	b, _ := jpeg.Decode(bytes.NewReader(res.JPEG))
+	if !bytes.Equal(a.(*image.YCbCr).Y, b.(*image.YCbCr).Y) || !bytes.Equal(a.(*image.YCbCr).Cb, b.(*image.YCbCr).Cb) {
+		t.Errorf("a q5 input was requantised")
+	}
+}
+
+// When our output is not smaller (here an input that is already our own
+// output), the input is kept, minus its metadata.
+func TestKeepsSmallerJPEGInputWithoutMetadata(t *testing.T) {
+	first, err := Compress(fixture(t, "coffee.jpg"), 50, DefaultLimits)
+	if err != nil || first.Path != "dct" {
+		t.Fatalf("coffee.jpg: %v path %q", err, first.Path)
+	}
+	prog := first.JPEG
 	// Add an EXIF segment with Orientation 1 and a comment: both must go.
 	exif := []byte("Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00")
 	in := append([]byte{0xFF, 0xD8, 0xFF, 0xE1, 0, byte(len(exif) + 2)}, exif...)
 	in = append(in, 0xFF, 0xFE, 0, 7, 'h', 'e', 'l', 'l', 'o')
-	in = append(in, low.Bytes()[2:]...)
+	in = append(in, prog[2:]...)
 	if o := exifOrientation(in); o != 1 {
 		t.Fatalf("crafted orientation %d", o)
 	}
@@ -188,10 +215,11 @@ func TestKeepsSmallerJPEGInputWithoutMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !res.KeptInput {
-		t.Fatalf("q5 input (%d bytes) not kept; output %d bytes", len(in), len(res.JPEG))
+		t.Fatalf("input (%d bytes) not kept; output %d bytes", len(in), len(res.JPEG))
 	}
-	if !bytes.Equal(res.JPEG, low.Bytes()) {
-		t.Errorf("kept input is not the input minus its metadata (%d vs %d bytes)", len(res.JPEG), low.Len())
+	want, _ := StripJPEGMetadata(prog)
+	if !bytes.Equal(res.JPEG, want) || bytes.Contains(res.JPEG, []byte("Exif")) || bytes.Contains(res.JPEG, []byte("hello")) {
+		t.Errorf("kept input is not the input minus its metadata (%d vs %d bytes)", len(res.JPEG), len(want))
 	}
 }
 
@@ -249,4 +277,57 @@ func FuzzCompress(f *testing.F) {
 			t.Fatalf("output does not decode: %v", err)
 		}
 	})
+}
+
+// The DCT path against the pixel path on every test JPEG: the same luma
+// SSIM to the source (within 0.003) in fewer bytes; the JPEGs it refuses go
+// through the pixel path without error.
+func TestDCTPathMatchesPixelPath(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.jpg"))
+	gos, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "image", "testdata", "*.jpeg"))
+	files = append(files, gos...)
+	dct := 0
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(f)
+		res, err := Compress(in, 50, DefaultLimits)
+		if err != nil {
+			if _, stdErr := jpeg.Decode(bytes.NewReader(in)); stdErr == nil {
+				t.Errorf("%s: %v, but image/jpeg reads it", name, err)
+			}
+			continue
+		}
+		if res.Path != "dct" {
+			t.Logf("%s: pixel path (%s)", name, res.Fallback)
+			continue
+		}
+		dct++
+		pix, err := pixelPath(in, "jpeg", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := decodeJPEG(t, in)
+		ours, theirs := imagequality.SSIM(src, decodeJPEG(t, res.JPEG)), imagequality.SSIM(src, decodeJPEG(t, pix.JPEG))
+		if ours < theirs-0.003 {
+			t.Errorf("%s: SSIM %.4f, pixel path %.4f", name, ours, theirs)
+		}
+		if len(res.JPEG) > len(pix.JPEG) {
+			t.Errorf("%s: %d bytes, pixel path %d", name, len(res.JPEG), len(pix.JPEG))
+		}
+	}
+	if dct < 20 {
+		t.Errorf("only %d files took the DCT path", dct)
+	}
+}
+
+func decodeJPEG(t *testing.T, b []byte) image.Image {
+	t.Helper()
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

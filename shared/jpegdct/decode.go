@@ -355,6 +355,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 		c := sc[0].c
 		total = c.bw * c.bh
 		for by := 0; by < c.bh; by++ {
+			if d.br.fake > 16 {
+				return 0, corrupt("scan data ends early")
+			}
 			for bx := 0; bx < c.bw; bx++ {
 				if err := unit(&sc[0], c.block(bx, by)); err != nil {
 					return 0, err
@@ -369,6 +372,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 	} else {
 		total = m.mcusX * m.mcusY
 		for my := 0; my < m.mcusY; my++ {
+			if d.br.fake > 16 {
+				return 0, corrupt("scan data ends early")
+			}
 			for mx := 0; mx < m.mcusX; mx++ {
 				for i := range sc {
 					s := &sc[i]

@@ -36,6 +36,9 @@ func (d *huffDecoder) build(counts [16]int, vals []byte) error {
 			d.maxcode[l] = -1
 		} else {
 			for i := 0; i < n; i++ {
+				if code >= 1<<l {
+					return corrupt("bad Huffman table: over-subscribed")
+				}
 				if l <= lutBits {
 					shift := lutBits - l
 					base := int(code) << shift

@@ -118,3 +118,38 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("EXIF-rotated: %v, want unsupported orientation", err)
 	}
 }
+
+// FuzzRecompress: no panic on any input; whatever the fast path accepts in
+// lossless mode and image/jpeg can read decodes to the same pixels.
+func FuzzRecompress(f *testing.F) {
+	for _, name := range corpus(f) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(b) < 64<<10 {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		lim := Options{Lossless: true, Limits: Limits{MaxPixels: 1 << 20}}
+		out, err := Recompress(in, lim)
+		if err != nil {
+			return
+		}
+		if _, err := Recompress(in, Options{Quality: 50, Limits: lim.Limits}); err != nil {
+			t.Fatalf("lossless accepted, quality 50 refused: %v", err)
+		}
+		want, err := jpeg.Decode(bytes.NewReader(in))
+		if err != nil {
+			return // we are more lenient than image/jpeg here and there
+		}
+		got, err := jpeg.Decode(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("our output does not decode: %v", err)
+		}
+		if !samePixels(want, got) {
+			t.Fatalf("lossless output differs")
+		}
+	})
+}

@@ -315,7 +315,7 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 	}
 	return batch.ImageResult{
 		State: batch.ImageDone, Object: name, InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
-		KeptInput: out.KeptInput, Format: out.Format, FinishedAt: time.Now().UTC(),
+		KeptInput: out.KeptInput, Codec: out.Path, Format: out.Format, FinishedAt: time.Now().UTC(),
 	}, nil
 }
 
