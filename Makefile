@@ -19,13 +19,17 @@ FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batc
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(PROJECT)
 
-.PHONY: help tools dev demo fuzz faults test test-unit lint emulators-up emulators-down emulators-status clean
+SHARP_VERSION := 0.35.5
+BENCH_REPS ?= 3
+
+.PHONY: help tools dev demo bench fuzz faults test test-unit lint emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
 	@echo "make demo             upload testdata/sample.csv on a fresh local stack, print status, report, outputs"
 	@echo "make test             lint, unit and integration tests on their own emulators"
 	@echo "make faults           only the fault-injection suite, on its own emulators"
+	@echo "make bench            imgpipe vs sharp vs the stdlib path on real photographs (fetched into .bench/)"
 	@echo "make fuzz             every fuzz target for FUZZTIME (default 10s) each"
 	@echo "make emulators-up     start the dev emulators in the background (ports 8085 8086 4443 8123)"
 	@echo "make emulators-down   stop them (by the PIDs recorded in .stack/dev/pids)"
@@ -84,6 +88,20 @@ fuzz: tools
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
 	  set -a; . .stack/test/env; set +a; \
 	  $(FUZZ)
+
+# Compression benchmark: corpus from Debian wallpaper packages, sharp from
+# npm into .bench/node (throwaway), both paths on the same files, one core.
+bench:
+	@functions/cmd/imgbench/corpus.sh .bench
+	@if [ ! -d .bench/node/node_modules/sharp ]; then mkdir -p .bench/node && cd .bench/node \
+	  && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error sharp@$(SHARP_VERSION) >/dev/null; fi
+	@rm -rf .bench/sharp-out && mkdir -p .bench/sharp-out
+	@echo "sharp $(SHARP_VERSION): compressing the corpus"
+	@cp functions/cmd/imgbench/sharp.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp.mjs ../corpus ../sharp-out $(BENCH_REPS) > ../sharp.json
+	@go build -o $(BIN)/imgbench ./functions/cmd/imgbench
+	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/table.md
+	@echo "(per-file figures: .bench/files.txt)"
+	@go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework
 
 # Only the fault-injection suite (make test runs it too), on its own emulators.
 faults: tools

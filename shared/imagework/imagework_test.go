@@ -331,3 +331,28 @@ func decodeJPEG(t *testing.T, b []byte) image.Image {
 	}
 	return img
 }
+
+// BenchmarkCompress: the product path (DCT for JPEGs, pixels otherwise)
+// and the pixel path alone, on the test images.
+func BenchmarkCompress(b *testing.B) {
+	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg", "chelsea.png"} {
+		in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Compress(in, 50, DefaultLimits); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/pixel", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := pixelPath(in, "jpeg", 50); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

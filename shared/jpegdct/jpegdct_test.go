@@ -153,3 +153,21 @@ func FuzzRecompress(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRecompress: the DCT path on the test photographs, quality 50.
+func BenchmarkRecompress(b *testing.B) {
+	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg"} {
+		in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if _, err := Recompress(in, Options{Quality: 50}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

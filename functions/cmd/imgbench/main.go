@@ -1,0 +1,276 @@
+// Command imgbench compares imgpipe's compression with sharp and with the
+// standard-library pixel path on a folder of real images, one core each,
+// and prints one table per image class: MP/s, output/input bytes and luma
+// SSIM to the decoded input, with ratios to sharp measured in the same run.
+// `make bench` fetches the corpus, runs sharp (sharp.mjs) and then this.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/disintegration/imaging"
+
+	"github.com/imgpipe/imgpipe/shared/imagequality"
+	"github.com/imgpipe/imgpipe/shared/imagework"
+	"github.com/imgpipe/imgpipe/shared/jpegdct"
+)
+
+type sharpResult struct {
+	File  string  `json:"file"`
+	MS    float64 `json:"ms"`
+	Bytes int     `json:"bytes"`
+}
+
+// row is one file's figures for one path.
+type row struct {
+	mp        float64
+	sec       float64
+	in, out   int
+	ssim      float64
+	ok        bool
+	fellBack  bool
+	reasonFor string
+}
+
+func main() {
+	corpus := flag.String("corpus", ".bench/corpus", "folder of input images")
+	sharpJSON := flag.String("sharp", ".bench/sharp.json", "sharp.mjs output")
+	sharpOut := flag.String("sharp-out", ".bench/sharp-out", "sharp's output images")
+	reps := flag.Int("reps", 3, "runs per file and path; the median counts")
+	one := flag.String("one", "", "internal: compress this file once with -path and print peak RSS")
+	path := flag.String("path", "imgpipe", "internal: imgpipe or stdlib")
+	flag.Parse()
+	if *one != "" {
+		peak(*one, *path)
+		return
+	}
+	runtime.GOMAXPROCS(1)
+	if err := run(*corpus, *sharpJSON, *sharpOut, *reps); err != nil {
+		fmt.Fprintln(os.Stderr, "imgbench:", err)
+		os.Exit(1)
+	}
+}
+
+func imgpipePath(in []byte) ([]byte, string, error) {
+	r, err := imagework.Compress(in, 50, imagework.DefaultLimits)
+	return r.JPEG, r.Path, err
+}
+
+// stdlibPath is what imgpipe did before the DCT path: imaging + image/jpeg.
+func stdlibPath(in []byte) ([]byte, string, error) {
+	img, err := imaging.Decode(bytes.NewReader(in), imaging.AutoOrientation(true))
+	if err != nil {
+		return nil, "", err
+	}
+	var b bytes.Buffer
+	err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 50})
+	return b.Bytes(), "pixel", err
+}
+
+func class(name string, in []byte) string {
+	if strings.HasSuffix(strings.ToLower(name), ".png") {
+		return "PNG"
+	}
+	m, err := jpegdct.Decode(in, jpegdct.Limits{})
+	if err != nil {
+		return "JPEG other"
+	}
+	kind := "baseline"
+	if m.Progressive {
+		kind = "progressive"
+	}
+	return "JPEG " + kind + " " + m.Sampling()
+}
+
+func median(f func() error, reps int) (float64, error) {
+	var ts []float64
+	for i := 0; i < reps; i++ {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return 0, err
+		}
+		ts = append(ts, time.Since(t0).Seconds())
+	}
+	sort.Float64s(ts)
+	return ts[len(ts)/2], nil
+}
+
+func decode(b []byte) (image.Image, error) {
+	img, _, err := image.Decode(bytes.NewReader(b))
+	return img, err
+}
+
+func run(corpus, sharpJSON, sharpOut string, reps int) error {
+	sharp := map[string]sharpResult{}
+	f, err := os.Open(sharpJSON)
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r sharpResult
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			sharp[r.File] = r
+		}
+	}
+	f.Close()
+	names, _ := filepath.Glob(filepath.Join(corpus, "*"))
+	sort.Strings(names)
+	type agg struct {
+		files, fallback int
+		r               [3]row
+	}
+	classes := map[string]*agg{}
+	var biggest string
+	var biggestMP float64
+	for _, name := range names {
+		in, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		src, err := decode(in)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "skip %s: %v\n", name, err)
+			continue
+		}
+		base := filepath.Base(name)
+		sr, ok := sharp[base]
+		if !ok {
+			return fmt.Errorf("no sharp result for %s", base)
+		}
+		mp := float64(src.Bounds().Dx()*src.Bounds().Dy()) / 1e6
+		if strings.HasPrefix(class(base, in), "JPEG") && mp > biggestMP {
+			biggest, biggestMP = name, mp
+		}
+		var rs [3]row
+		for i, p := range []func([]byte) ([]byte, string, error){imgpipePath, stdlibPath} {
+			var out []byte
+			var how string
+			sec, err := median(func() (err error) { out, how, err = p(in); return err }, reps)
+			if err != nil {
+				return fmt.Errorf("%s: %w", base, err)
+			}
+			o, err := decode(out)
+			if err != nil {
+				return fmt.Errorf("%s output: %w", base, err)
+			}
+			rs[i] = row{mp: mp, sec: sec, in: len(in), out: len(out), ssim: imagequality.SSIM(src, o), ok: true, fellBack: i == 0 && how == "pixel" && !strings.HasSuffix(base, ".png")}
+			runtime.GC()
+		}
+		sb, err := os.ReadFile(filepath.Join(sharpOut, base+".jpg"))
+		if err != nil {
+			return err
+		}
+		so, err := decode(sb)
+		if err != nil {
+			return err
+		}
+		rs[2] = row{mp: mp, sec: sr.MS / 1000, in: len(in), out: sr.Bytes, ssim: imagequality.SSIM(src, so), ok: true}
+		c := class(base, in)
+		a := classes[c]
+		if a == nil {
+			a = &agg{}
+			classes[c] = a
+		}
+		a.files++
+		if rs[0].fellBack {
+			a.fallback++
+		}
+		for i := range rs {
+			a.r[i].mp += rs[i].mp
+			a.r[i].sec += rs[i].sec
+			a.r[i].in += rs[i].in
+			a.r[i].out += rs[i].out
+			a.r[i].ssim += rs[i].ssim
+		}
+		fmt.Fprintf(os.Stderr, "%-44s %-26s %5.1f MP  imgpipe %6.1f MP/s %8d B %.4f | stdlib %6.1f MP/s %8d B %.4f | sharp %6.1f MP/s %8d B %.4f\n",
+			base, c, mp, mp/rs[0].sec, rs[0].out, rs[0].ssim, mp/rs[1].sec, rs[1].out, rs[1].ssim, mp/rs[2].sec, rs[2].out, rs[2].ssim)
+	}
+	keys := make([]string, 0, len(classes))
+	for k := range classes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Printf("\nOne core each (GOMAXPROCS=1; sharp.concurrency(1), UV_THREADPOOL_SIZE=1), quality 50, median of %d runs per file.\n", reps)
+	fmt.Printf("MP/s: total megapixels / total time of the class. out/in: output bytes / input bytes. SSIM: mean luma SSIM to the decoded input.\n\n")
+	fmt.Println("| class | files | imgpipe MP/s | stdlib MP/s | sharp MP/s | imgpipe ÷ sharp speed | imgpipe out/in | sharp out/in | imgpipe ÷ sharp bytes | SSIM imgpipe | SSIM stdlib | SSIM sharp |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var tot agg
+	for _, k := range keys {
+		a := classes[k]
+		label := k
+		if a.fallback > 0 {
+			label += fmt.Sprintf(" (%d via pixel path)", a.fallback)
+		}
+		printRow(label, a.files, a.r)
+		tot.files += a.files
+		for i := range a.r {
+			tot.r[i].mp += a.r[i].mp
+			tot.r[i].sec += a.r[i].sec
+			tot.r[i].in += a.r[i].in
+			tot.r[i].out += a.r[i].out
+			tot.r[i].ssim += a.r[i].ssim
+		}
+	}
+	printRow("**all**", tot.files, tot.r)
+	if biggest != "" {
+		fmt.Printf("\nPeak RSS compressing the largest JPEG (%s, %.1f MP) in a fresh process: imgpipe %s, stdlib pixel path %s\n",
+			filepath.Base(biggest), biggestMP, childPeak(biggest, "imgpipe"), childPeak(biggest, "stdlib"))
+	}
+	return nil
+}
+
+func printRow(label string, n int, r [3]row) {
+	mps := func(x row) float64 { return x.mp / x.sec }
+	ratio := func(x row) float64 { return float64(x.out) / float64(x.in) }
+	fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | **%.2f×** | %.3f | %.3f | **%.3f×** | %.4f | %.4f | %.4f |\n",
+		label, n, mps(r[0]), mps(r[1]), mps(r[2]), mps(r[0])/mps(r[2]), ratio(r[0]), ratio(r[2]),
+		float64(r[0].out)/float64(r[2].out), r[0].ssim/float64(n), r[1].ssim/float64(n), r[2].ssim/float64(n))
+}
+
+// childPeak runs one compression in a fresh process and returns its peak RSS.
+func childPeak(file, path string) string {
+	out, err := exec.Command(os.Args[0], "-one", file, "-path", path).Output()
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	kb, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return fmt.Sprintf("%.0f MB", float64(kb)/1024)
+}
+
+func peak(file, path string) {
+	in, err := os.ReadFile(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	debug.SetGCPercent(100)
+	p := imgpipePath
+	if path == "stdlib" {
+		p = stdlibPath
+	}
+	if _, _, err := p(in); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Println(ru.Maxrss)
+}
