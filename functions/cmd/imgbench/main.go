@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 	_ "image/png"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/disintegration/imaging"
@@ -112,9 +112,18 @@ func median(f func() error, reps int) (float64, error) {
 	return ts[len(ts)/2], nil
 }
 
+// decode reads an image; transparency is flattened onto white, as users see
+// it and as imgpipe encodes it.
 func decode(b []byte) (image.Image, error) {
 	img, _, err := image.Decode(bytes.NewReader(b))
-	return img, err
+	if err != nil {
+		return nil, err
+	}
+	switch img.(type) {
+	case *image.YCbCr, *image.Gray:
+		return img, nil
+	}
+	return imaging.OverlayCenter(imaging.New(img.Bounds().Dx(), img.Bounds().Dy(), color.White), img, 1), nil
 }
 
 func run(corpus, sharpJSON, sharpOut string, reps int) error {
@@ -270,7 +279,16 @@ func peak(file, path string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	fmt.Println(ru.Maxrss)
+	// VmHWM, not getrusage: ru_maxrss survives execve, so a child would
+	// report its parent's peak.
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Println(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		}
+	}
 }
