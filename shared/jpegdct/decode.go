@@ -541,13 +541,7 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, ss, se int, al uint) error 
 			}
 			for k <= se {
 				if blk[k] != 0 {
-					if d.br.bit() && blk[k]&p1 == 0 {
-						if blk[k] >= 0 {
-							blk[k] += p1
-						} else {
-							blk[k] += m1
-						}
-					}
+					d.refine(&blk[k], p1)
 				} else {
 					if r == 0 {
 						break
@@ -566,15 +560,23 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, ss, se int, al uint) error 
 	}
 	if d.eobrun > 0 {
 		for ; k <= se; k++ {
-			if blk[k] != 0 && d.br.bit() && blk[k]&p1 == 0 {
-				if blk[k] >= 0 {
-					blk[k] += p1
-				} else {
-					blk[k] += m1
-				}
+			if blk[k] != 0 {
+				d.refine(&blk[k], p1)
 			}
 		}
 		d.eobrun--
 	}
 	return nil
+}
+
+// refine reads a nonzero coefficient's correction bit: 1 adds p1 to its
+// magnitude (once).
+func (d *decoder) refine(c *int16, p1 int16) {
+	if d.br.bit() && *c&p1 == 0 {
+		if *c >= 0 {
+			*c += p1
+		} else {
+			*c -= p1
+		}
+	}
 }

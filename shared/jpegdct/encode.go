@@ -176,21 +176,16 @@ func (w *bitWriter) flush() {
 	}
 }
 
+// magnitude is v's JPEG size category and its extra bits.
 func magnitude(v int32) (uint32, uint8) {
-	a := v
-	if a < 0 {
-		a = -a
+	n := nbits(v)
+	if v < 0 {
 		v--
-	}
-	n := uint8(0)
-	for a > 0 {
-		n++
-		a >>= 1
 	}
 	return uint32(v) & (1<<n - 1), n
 }
 
-// blockVisitor walks every block of the frame in interleaved MCU order.
+// each walks every block of the frame in interleaved MCU order.
 func (f *frame) each(fn func(ci int, blk []int16)) {
 	for my := 0; my < f.mcusY; my++ {
 		for mx := 0; mx < f.mcusX; mx++ {
