@@ -434,16 +434,26 @@ func (d *decoder) restartMarker(sc []scanComp) error {
 	return nil
 }
 
-func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
+// decodeDC reads one DC difference and returns the component's new
+// prediction.
+func (d *decoder) decodeDC(s *scanComp) (int32, error) {
 	t, err := d.br.decode(s.dc)
+	if err != nil {
+		return 0, err
+	}
+	if t > 11 {
+		return 0, corrupt("DC magnitude")
+	}
+	s.pred += extend(d.br.bits(uint(t)), uint(t))
+	return s.pred, nil
+}
+
+func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
+	dc, err := d.decodeDC(s)
 	if err != nil {
 		return err
 	}
-	if t > 11 {
-		return corrupt("DC magnitude")
-	}
-	s.pred += extend(d.br.bits(uint(t)), uint(t))
-	blk[0] = int16(s.pred)
+	blk[0] = int16(dc)
 	ac := s.ac
 	for k := 1; k < 64; {
 		rs, err := d.br.decode(ac)
@@ -469,16 +479,9 @@ func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
 }
 
 func (d *decoder) dcFirst(s *scanComp, blk []int16, al uint) error {
-	t, err := d.br.decode(s.dc)
-	if err != nil {
-		return err
-	}
-	if t > 11 {
-		return corrupt("DC magnitude")
-	}
-	s.pred += extend(d.br.bits(uint(t)), uint(t))
-	blk[0] = int16(s.pred << al)
-	return nil
+	dc, err := d.decodeDC(s)
+	blk[0] = int16(dc << al)
+	return err
 }
 
 func (d *decoder) acFirst(s *scanComp, blk []int16, ss, se int, al uint) error {

@@ -212,16 +212,28 @@ func nbits(a int32) uint8 {
 	return n
 }
 
-// encode writes f as a baseline JPEG with optimised Huffman tables.
-func (f *frame) encode(dst []byte) []byte {
-	// Pass 1: symbol counts.
-	var dcFreq, acFreq [2][256]int64
+// symbol packs one Huffman symbol: extra bits (≤ 16) in bits 0..15,
+// their count in 16..20, the symbol in 21..28, class (0 DC, 1 AC) in bit 29
+// and table (0 luma, 1 chroma) in bit 30.
+type symbol uint32
+
+func pack(t, class int, sym byte, extra uint32, n uint8) symbol {
+	return symbol(uint32(t)<<30 | uint32(class)<<29 | uint32(sym)<<21 | uint32(n)<<16 | extra&0xFFFF)
+}
+
+// symbols walks the frame in MCU order once: it returns every Huffman
+// symbol in coding order and counts them per table and class. Pass 2 of
+// encode replays the list with the tables built from the counts.
+func (f *frame) symbols(freq *[2][2][256]int64) []symbol {
+	out := make([]symbol, 0, 1<<16)
 	preds := make([]int32, len(f.comps))
 	f.each(func(ci int, blk []int16) {
 		t := min(ci, 1)
 		dc := int32(blk[0])
-		dcFreq[t][nbits(dc-preds[ci])]++
+		extra, n := magnitude(dc - preds[ci])
 		preds[ci] = dc
+		freq[t][0][n]++
+		out = append(out, pack(t, 0, n, extra, n))
 		run := 0
 		for k := 1; k < 64; k++ {
 			v := blk[k]
@@ -230,20 +242,32 @@ func (f *frame) encode(dst []byte) []byte {
 				continue
 			}
 			for run > 15 {
-				acFreq[t][0xF0]++
+				freq[t][1][0xF0]++
+				out = append(out, pack(t, 1, 0xF0, 0, 0))
 				run -= 16
 			}
-			acFreq[t][byte(run<<4)|nbits(int32(v))]++
+			extra, n := magnitude(int32(v))
+			sym := byte(run<<4) | n
+			freq[t][1][sym]++
+			out = append(out, pack(t, 1, sym, extra, n))
 			run = 0
 		}
 		if run > 0 {
-			acFreq[t][0]++
+			freq[t][1][0]++
+			out = append(out, pack(t, 1, 0, 0, 0)) // EOB
 		}
 	})
+	return out
+}
+
+// encode writes f as a baseline JPEG with optimised Huffman tables.
+func (f *frame) encode(dst []byte) []byte {
+	var freq [2][2][256]int64 // [table][class]
+	syms := f.symbols(&freq)
 	ntab := min(len(f.comps), 2)
 	var dcT, acT [2]huffEncoder
 	for t := 0; t < ntab; t++ {
-		dcT[t], acT[t] = optimalTable(&dcFreq[t]), optimalTable(&acFreq[t])
+		dcT[t], acT[t] = optimalTable(&freq[t][0]), optimalTable(&freq[t][1])
 	}
 
 	out := dst
@@ -301,40 +325,15 @@ func (f *frame) encode(dst []byte) []byte {
 
 	// Pass 2: the data.
 	w := bitWriter{out: out}
-	for i := range preds {
-		preds[i] = 0
+	tables := [4]*huffEncoder{&dcT[0], &acT[0], &dcT[1], &acT[1]}
+	for _, sy := range syms {
+		e := tables[sy>>29]
+		sym := byte(sy >> 21)
+		w.put(e.code[sym], e.size[sym])
+		if n := uint8(sy>>16) & 31; n > 0 {
+			w.put(uint32(sy)&0xFFFF, n)
+		}
 	}
-	f.each(func(ci int, blk []int16) {
-		t := min(ci, 1)
-		dcE, acE := &dcT[t], &acT[t]
-		dc := int32(blk[0])
-		bitsv, n := magnitude(dc - preds[ci])
-		preds[ci] = dc
-		w.put(dcE.code[n], dcE.size[n])
-		if n > 0 {
-			w.put(bitsv, n)
-		}
-		run := 0
-		for k := 1; k < 64; k++ {
-			v := blk[k]
-			if v == 0 {
-				run++
-				continue
-			}
-			for run > 15 {
-				w.put(acE.code[0xF0], acE.size[0xF0])
-				run -= 16
-			}
-			bitsv, n := magnitude(int32(v))
-			s := byte(run<<4) | n
-			w.put(acE.code[s], acE.size[s])
-			w.put(bitsv, n)
-			run = 0
-		}
-		if run > 0 {
-			w.put(acE.code[0], acE.size[0])
-		}
-	})
 	w.flush()
 	return append(w.out, 0xFF, 0xD9)
 }
