@@ -48,9 +48,18 @@ func QualityTables(quality int) (luma, chroma [64]uint16) {
 // (already quantised with the tables given) and two tables.
 type frame struct {
 	width, height int
-	comps         []*component
+	comps         []outComp
 	qt            [2][64]uint16 // luma, chroma; zigzag
 	mcusX, mcusY  int
+}
+
+// outComp is a component as the output codes it: its sampling there, and
+// the requantisation to apply on the way (nil: none). Blocks beyond the
+// component's stored grid are padding: DC of the nearest block, no AC.
+type outComp struct {
+	*component
+	h, v int
+	rq   *requant
 }
 
 // symbol statistics and codes for the four tables.
@@ -185,21 +194,6 @@ func magnitude(v int32) (uint32, uint8) {
 	return uint32(v) & (1<<n - 1), n
 }
 
-// each walks every block of the frame in interleaved MCU order.
-func (f *frame) each(fn func(ci int, blk []int16)) {
-	for my := 0; my < f.mcusY; my++ {
-		for mx := 0; mx < f.mcusX; mx++ {
-			for ci, c := range f.comps {
-				for v := 0; v < c.v; v++ {
-					for h := 0; h < c.h; h++ {
-						fn(ci, c.block(mx*c.h+h, my*c.v+v))
-					}
-				}
-			}
-		}
-	}
-}
-
 func nbits(a int32) uint8 {
 	if a < 0 {
 		a = -a
@@ -227,36 +221,67 @@ func pack(t, class int, sym byte, extra uint32, n uint8) symbol {
 func (f *frame) symbols(freq *[2][2][256]int64) []symbol {
 	out := make([]symbol, 0, 1<<16)
 	preds := make([]int32, len(f.comps))
-	f.each(func(ci int, blk []int16) {
-		t := min(ci, 1)
-		dc := int32(blk[0])
-		extra, n := magnitude(dc - preds[ci])
-		preds[ci] = dc
-		freq[t][0][n]++
-		out = append(out, pack(t, 0, n, extra, n))
-		run := 0
-		for k := 1; k < 64; k++ {
-			v := blk[k]
-			if v == 0 {
-				run++
-				continue
+	var pad [64]int16
+	for my := 0; my < f.mcusY; my++ {
+		for mx := 0; mx < f.mcusX; mx++ {
+			for ci := range f.comps {
+				c := &f.comps[ci]
+				t := min(ci, 1)
+				for v := 0; v < c.v; v++ {
+					for h := 0; h < c.h; h++ {
+						bx, by := mx*c.h+h, my*c.v+v
+						var blk []int16
+						if bx < c.stride && by < c.rows {
+							blk = c.block(bx, by)
+						} else {
+							pad[0] = c.block(min(bx, c.stride-1), min(by, c.rows-1))[0]
+							blk = pad[:]
+						}
+						out = c.blockSymbols(out, blk, &preds[ci], t, freq)
+					}
+				}
 			}
-			for run > 15 {
-				freq[t][1][0xF0]++
-				out = append(out, pack(t, 1, 0xF0, 0, 0))
-				run -= 16
-			}
-			extra, n := magnitude(int32(v))
-			sym := byte(run<<4) | n
-			freq[t][1][sym]++
-			out = append(out, pack(t, 1, sym, extra, n))
-			run = 0
 		}
-		if run > 0 {
-			freq[t][1][0]++
-			out = append(out, pack(t, 1, 0, 0, 0)) // EOB
+	}
+	return out
+}
+
+// blockSymbols appends one block's symbols, requantising on the way.
+func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, freq *[2][2][256]int64) []symbol {
+	rq := c.rq
+	dc := int32(blk[0])
+	if rq != nil {
+		dc = int32(rq.apply(0, blk[0]))
+	}
+	extra, n := magnitude(dc - *pred)
+	*pred = dc
+	freq[t][0][n]++
+	out = append(out, pack(t, 0, n, extra, n))
+	run := 0
+	for k := 1; k < 64; k++ {
+		v := blk[k]
+		if v != 0 && rq != nil {
+			v = rq.apply(k, v)
 		}
-	})
+		if v == 0 {
+			run++
+			continue
+		}
+		for run > 15 {
+			freq[t][1][0xF0]++
+			out = append(out, pack(t, 1, 0xF0, 0, 0))
+			run -= 16
+		}
+		extra, n := magnitude(int32(v))
+		sym := byte(run<<4) | n
+		freq[t][1][sym]++
+		out = append(out, pack(t, 1, sym, extra, n))
+		run = 0
+	}
+	if run > 0 {
+		freq[t][1][0]++
+		out = append(out, pack(t, 1, 0, 0, 0)) // EOB
+	}
 	return out
 }
 

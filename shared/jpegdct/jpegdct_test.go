@@ -171,3 +171,28 @@ func BenchmarkRecompress(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCorpus recompresses every JPEG of $IMGPIPE_BENCH_CORPUS (make
+// bench fetches one into .bench/corpus) per iteration; for profiling.
+func BenchmarkCorpus(b *testing.B) {
+	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
+	if dir == "" {
+		b.Skip("IMGPIPE_BENCH_CORPUS not set")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	var ins [][]byte
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	for b.Loop() {
+		for _, in := range ins {
+			if _, err := Recompress(in, Options{Quality: 50}); err != nil && !IsUnsupported(err) {
+				b.Fatal(err)
+			}
+		}
+	}
+}

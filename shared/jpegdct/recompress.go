@@ -31,8 +31,10 @@ func Recompress(data []byte, o Options) ([]byte, error) {
 	return f.encode(make([]byte, 0, len(data)/2)), nil
 }
 
-// toFrame builds the output frame: requantised luma (padded to the output
-// MCU grid), chroma requantised or brought to 4:2:0.
+// toFrame builds the output frame: luma and 4:2:0 chroma keep their
+// coefficients (requantised as they are encoded), other chroma is brought to
+// 4:2:0 here. Luma is not copied to the output's MCU grid: the encoder makes
+// the missing padding blocks up.
 func (m *Image) toFrame(o Options) (*frame, error) {
 	f := &frame{width: m.Width, height: m.Height}
 	if o.Lossless {
@@ -45,7 +47,7 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 		}
 		f.mcusX, f.mcusY = m.mcusX, m.mcusY
 		for i := range m.comps {
-			f.comps = append(f.comps, &m.comps[i])
+			f.comps = append(f.comps, outComp{component: &m.comps[i], h: m.comps[i].h, v: m.comps[i].v})
 		}
 		return f, nil
 	}
@@ -57,8 +59,7 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 	}
 	if len(m.comps) == 1 {
 		f.mcusX, f.mcusY = m.mcusX, m.mcusY
-		requantise(y.coef, &qinY, &f.qt[0])
-		f.comps = []*component{y}
+		f.comps = []outComp{{component: y, h: 1, v: 1, rq: newRequant(&qinY, &f.qt[0])}}
 		return f, nil
 	}
 	cb, cr := &m.comps[1], &m.comps[2]
@@ -66,79 +67,60 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 		f.qt[1][k] = max(tc[k], m.qt[cb.tq][k], m.qt[cr.tq][k])
 	}
 	f.mcusX, f.mcusY = (m.Width+15)/16, (m.Height+15)/16
-	requantise(y.coef, &qinY, &f.qt[0])
-	ly := y
-	if y.h != 2 || y.v != 2 {
-		ly = padLuma(y, f.mcusX*2, f.mcusY*2)
-	}
-	ly.h, ly.v = 2, 2
-	f.comps = []*component{ly}
+	f.comps = []outComp{{component: y, h: 2, v: 2, rq: newRequant(&qinY, &f.qt[0])}}
 	for _, c := range []*component{cb, cr} {
 		qin := m.qt[c.tq]
-		switch [2]int{y.h, y.v} {
-		case [2]int{2, 2}:
-			requantise(c.coef, &qin, &f.qt[1])
-			f.comps = append(f.comps, c)
-		default:
-			f.comps = append(f.comps, downsample(c, y.h == 1, y.v == 1, &qin, &f.qt[1], f.mcusX, f.mcusY))
+		if y.h == 2 && y.v == 2 {
+			f.comps = append(f.comps, outComp{component: c, h: 1, v: 1, rq: newRequant(&qin, &f.qt[1])})
+		} else {
+			f.comps = append(f.comps, outComp{component: downsample(c, y.h == 1, y.v == 1, &qin, &f.qt[1], f.mcusX, f.mcusY), h: 1, v: 1})
 		}
 	}
 	return f, nil
 }
 
-// requantise maps coefficients quantised with qin to qout (both zigzag),
-// rounding to nearest with ties toward zero: a tie costs bits either way
-// and zero is the cheaper side.
-func requantise(coef []int16, qin, qout *[64]uint16) {
-	var same [64]bool
+// requant maps coefficients quantised with one table to another.
+type requant struct {
+	qin, qout [64]int32
+	same      [64]bool
+}
+
+// newRequant returns nil when the tables are equal (nothing to do).
+func newRequant(qin, qout *[64]uint16) *requant {
+	r := &requant{}
 	all := true
-	for k := range same {
-		same[k] = qin[k] == qout[k]
-		all = all && same[k]
+	for k := range r.same {
+		r.qin[k], r.qout[k] = int32(qin[k]), int32(qout[k])
+		r.same[k] = qin[k] == qout[k]
+		all = all && r.same[k]
 	}
 	if all {
-		return
+		return nil
 	}
-	for b := 0; b+64 <= len(coef); b += 64 {
-		blk := coef[b : b+64 : b+64]
-		for k, c := range blk {
-			if c == 0 || same[k] {
-				continue
-			}
-			num := int32(c) * int32(qin[k])
-			q := int32(qout[k])
-			if num < 0 {
-				blk[k] = int16(-((-2*num + q - 1) / (2 * q)))
-			} else {
-				blk[k] = int16((2*num + q - 1) / (2 * q))
-			}
-		}
-	}
+	return r
 }
 
-// padLuma copies y into a grid of stride×rows blocks; blocks beyond the
-// input's grid repeat the DC of their nearest block (no edge to code).
-func padLuma(y *component, stride, rows int) *component {
-	out := &component{id: y.id, tq: y.tq, bw: y.bw, bh: y.bh, stride: stride, rows: rows,
-		coef: make([]int16, stride*rows*64)}
-	for by := 0; by < rows; by++ {
-		sy := min(by, y.rows-1)
-		for bx := 0; bx < stride; bx++ {
-			sx := min(bx, y.stride-1)
-			if sx == bx && sy == by {
-				copy(out.block(bx, by), y.block(bx, by))
-			} else {
-				out.block(bx, by)[0] = y.block(sx, sy)[0]
-			}
-		}
+// apply requantises coefficient c at zigzag index k, rounding to nearest
+// with ties toward zero: a tie costs bits either way and zero is the
+// cheaper side.
+func (r *requant) apply(k int, c int16) int16 {
+	if r.same[k] {
+		return c
 	}
-	return out
+	num, q := int32(c)*r.qin[k], r.qout[k]
+	if num < 0 {
+		return int16(-((-2*num + q - 1) / (2 * q)))
+	}
+	return int16((2*num + q - 1) / (2 * q))
 }
 
-// halve[a] is D·P_a·Dᵀ: the DCT of the 2:1 box-filtered samples that block
-// a (0 left/top, 1 right/bottom) of a pair contributes to, in terms of that
-// block's DCT. D is the orthonormal 8-point DCT-II, which is JPEG's.
-var halve = func() (t [2][8][8]float64) {
+// halve0 is D·P₀·Dᵀ: the DCT of the 2:1 box-filtered samples that the first
+// block of a pair contributes to, in terms of that block's DCT (D is the
+// orthonormal 8-point DCT-II, which is JPEG's). The second block's matrix
+// is S·halve0·S with S = diag((-1)^k), so a pair (x0, x1) gives
+// y[i] = Σ_k halve0[i][k]·(x0[k] ± (-1)^k·x1[k]), + for even i, − for odd.
+// terms lists each row's nonzero entries (even rows have at most two).
+var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
 	var d [8][8]float64
 	for u := 0; u < 8; u++ {
 		cu := 0.5
@@ -149,112 +131,132 @@ var halve = func() (t [2][8][8]float64) {
 			d[u][x] = cu * math.Cos(float64((2*x+1)*u)*math.Pi/16)
 		}
 	}
-	for a := 0; a < 2; a++ {
-		var p [8][8]float64 // samples: out n <- in j
-		for n := 4 * a; n < 4*a+4; n++ {
-			j := 2 * (n - 4*a)
-			p[n][j], p[n][j+1] = 0.5, 0.5
-		}
-		// t = d · p · dᵀ
-		var dp [8][8]float64
-		for i := 0; i < 8; i++ {
-			for j := 0; j < 8; j++ {
-				for k := 0; k < 8; k++ {
-					dp[i][j] += d[i][k] * p[k][j]
-				}
-			}
-		}
-		for i := 0; i < 8; i++ {
-			for j := 0; j < 8; j++ {
-				for k := 0; k < 8; k++ {
-					t[a][i][j] += dp[i][k] * d[j][k]
-				}
+	// P₀: output sample n < 4 averages input samples 2n and 2n+1.
+	for i := 0; i < 8; i++ {
+		for j := 0; j < 8; j++ {
+			for n := 0; n < 4; n++ {
+				t[i][j] += d[i][n] * 0.5 * (d[j][2*n] + d[j][2*n+1])
 			}
 		}
 	}
-	return t
+	for i := range t {
+		for k := range t[i] {
+			if math.Abs(t[i][k]) > 1e-9 {
+				terms[i] = append(terms[i], k)
+			}
+		}
+	}
+	return t, terms
 }()
+
+// halvePair returns the DCT of the 2:1 box-filtered concatenation of the
+// two 8-sample signals whose DCTs are x0 and x1; entries from n on are zero
+// in both.
+func halvePair(x0, x1 *[8]float64, n int) (y [8]float64) {
+	var p, m [8]float64
+	for k := 0; k < n; k++ {
+		if k&1 == 0 {
+			p[k], m[k] = x0[k]+x1[k], x0[k]-x1[k]
+		} else {
+			p[k], m[k] = x0[k]-x1[k], x0[k]+x1[k]
+		}
+	}
+	for i := 0; i < 8; i++ {
+		v := &p
+		if i&1 == 1 {
+			v = &m
+		}
+		s := 0.0
+		for _, k := range terms[i] {
+			if k >= n {
+				break
+			}
+			s += halve0[i][k] * v[k]
+		}
+		y[i] = s
+	}
+	return y
+}
+
+// block8 is a dequantised block in natural order by rows; rows and cols
+// bound its nonzero entries.
+type block8 struct {
+	x          [8][8]float64
+	rows, cols int
+}
+
+func dequant(blk []int16, qin *[64]uint16) (b block8) {
+	for k, v := range blk {
+		if v != 0 {
+			n := zigzag[k]
+			r, c := n>>3, n&7
+			b.x[r][c] = float64(int32(v) * int32(qin[k]))
+			b.rows, b.cols = max(b.rows, r+1), max(b.cols, c+1)
+		}
+	}
+	return b
+}
+
+// halveRows halves a horizontal pair of blocks along their rows.
+func halveRows(a, b *block8) (y block8) {
+	y.rows, y.cols = max(a.rows, b.rows), 8
+	n := max(a.cols, b.cols)
+	for r := 0; r < y.rows; r++ {
+		y.x[r] = halvePair(&a.x[r], &b.x[r], n)
+	}
+	return y
+}
+
+// halveCols halves a vertical pair of blocks along their columns.
+func halveCols(a, b *block8) (y block8) {
+	y.rows, y.cols = 8, max(a.cols, b.cols)
+	n := max(a.rows, b.rows)
+	for c := 0; c < y.cols; c++ {
+		var ca, cb [8]float64
+		for r := 0; r < n; r++ {
+			ca[r], cb[r] = a.x[r][c], b.x[r][c]
+		}
+		col := halvePair(&ca, &cb, n)
+		for r := 0; r < 8; r++ {
+			y.x[r][c] = col[r]
+		}
+	}
+	return y
+}
 
 // downsample halves a chroma component horizontally (hx) and/or vertically
 // (vy) in the DCT domain (a 2:1 box filter, as libjpeg downsamples) and
-// quantises the result with qout.
+// quantises the result with qout. Blocks past the component's edge repeat
+// its last block.
 func downsample(c *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY int) *component {
-	out := &component{id: c.id, tq: 1, h: 1, v: 1, stride: mcusX, rows: mcusY, coef: make([]int16, mcusX*mcusY*64)}
-	out.bw, out.bh = mcusX, mcusY
-	fx, fy := 1, 1
-	if hx {
-		fx = 2
-	}
-	if vy {
-		fy = 2
-	}
-	var x, tmp, acc [8][8]float64
+	out := &component{id: c.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY,
+		coef: make([]int16, mcusX*mcusY*64)}
 	var inv [64]float64
 	for k := range inv {
 		inv[k] = 1 / float64(qout[k])
 	}
+	at := func(bx, by int) block8 {
+		return dequant(c.block(min(bx, c.bw-1), min(by, c.bh-1)), qin)
+	}
 	for by := 0; by < mcusY; by++ {
 		for bx := 0; bx < mcusX; bx++ {
-			acc = [8][8]float64{}
-			for a := 0; a < fy; a++ {
-				for b := 0; b < fx; b++ {
-					sx, sy := min(bx*fx+b, c.bw-1), min(by*fy+a, c.bh-1)
-					blk := c.block(sx, sy)
-					// Dequantise into natural order; note the extent.
-					x = [8][8]float64{}
-					rmax, cmax := 0, 0
-					for k, v := range blk {
-						if v != 0 {
-							n := zigzag[k]
-							r, cc := n>>3, n&7
-							x[r][cc] = float64(int32(v) * int32(qin[k]))
-							rmax, cmax = max(rmax, r+1), max(cmax, cc+1)
-						}
-					}
-					if rmax == 0 {
-						continue
-					}
-					// Rows: tmp = T_a · x (or x when not halving vertically).
-					if vy {
-						ta := &halve[a]
-						for i := 0; i < 8; i++ {
-							for j := 0; j < cmax; j++ {
-								s := 0.0
-								for k := 0; k < rmax; k++ {
-									s += ta[i][k] * x[k][j]
-								}
-								tmp[i][j] = s
-							}
-						}
-						rmax = 8
-					} else {
-						tmp = x
-					}
-					// Columns: acc += tmp · T_bᵀ (or tmp).
-					if hx {
-						tb := &halve[b]
-						for i := 0; i < rmax; i++ {
-							for j := 0; j < 8; j++ {
-								s := 0.0
-								for k := 0; k < cmax; k++ {
-									s += tmp[i][k] * tb[j][k]
-								}
-								acc[i][j] += s
-							}
-						}
-					} else {
-						for i := 0; i < rmax; i++ {
-							for j := 0; j < cmax; j++ {
-								acc[i][j] += tmp[i][j]
-							}
-						}
-					}
-				}
+			var y block8
+			switch {
+			case hx && vy:
+				x00, x01, x10, x11 := at(2*bx, 2*by), at(2*bx+1, 2*by), at(2*bx, 2*by+1), at(2*bx+1, 2*by+1)
+				top, bottom := halveRows(&x00, &x01), halveRows(&x10, &x11)
+				y = halveCols(&top, &bottom)
+			case hx:
+				x0, x1 := at(2*bx, by), at(2*bx+1, by)
+				y = halveRows(&x0, &x1)
+			default:
+				x0, x1 := at(bx, 2*by), at(bx, 2*by+1)
+				y = halveCols(&x0, &x1)
 			}
 			ob := out.block(bx, by)
 			for k := 0; k < 64; k++ {
 				n := zigzag[k]
-				ob[k] = int16(math.RoundToEven(acc[n>>3][n&7] * inv[k]))
+				ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * inv[k]))
 			}
 		}
 	}
