@@ -199,6 +199,7 @@ func (d *decoder) frame(seg []byte, progressive bool) error {
 		c.bw, c.bh = (cw+7)/8, (ch+7)/8
 		c.stride, c.rows = m.mcusX*c.h, m.mcusY*c.v
 		c.coef = make([]int16, c.stride*c.rows*64)
+		c.end = make([]uint8, c.stride*c.rows)
 	}
 	d.frameSet = true
 	return nil
@@ -323,23 +324,26 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 	d.br.reset(d.data, pos)
 	d.eobrun = 0
 
-	var unit func(s *scanComp, blk []int16) error
+	// unit decodes one block's part of the scan; end is the block's
+	// nonzero extent, raised as coefficients become nonzero.
+	var unit func(s *scanComp, blk []int16, end *uint8) error
 	switch {
 	case !m.Progressive:
 		unit = d.baselineBlock
 	case ss == 0 && ah == 0:
-		unit = func(s *scanComp, blk []int16) error { return d.dcFirst(s, blk, al) }
+		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.dcFirst(s, blk, end, al) }
 	case ss == 0:
-		unit = func(s *scanComp, blk []int16) error {
+		unit = func(s *scanComp, blk []int16, end *uint8) error {
 			if d.br.bit() {
 				blk[0] |= 1 << al
+				*end = max(*end, 1)
 			}
 			return nil
 		}
 	case ah == 0:
-		unit = func(s *scanComp, blk []int16) error { return d.acFirst(s, blk, ss, se, al) }
+		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.acFirst(s, blk, end, ss, se, al) }
 	default:
-		unit = func(s *scanComp, blk []int16) error { return d.acRefine(s, blk, ss, se, al) }
+		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.acRefine(s, blk, end, ss, se, al) }
 	}
 
 	mcus := 0
@@ -359,7 +363,7 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 				return 0, corrupt("scan data ends early")
 			}
 			for bx := 0; bx < c.bw; bx++ {
-				if err := unit(&sc[0], c.block(bx, by)); err != nil {
+				if err := unit(&sc[0], c.block(bx, by), &c.end[c.index(bx, by)]); err != nil {
 					return 0, err
 				}
 				if mcus+1 < total {
@@ -381,7 +385,8 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 					c := s.c
 					for v := 0; v < c.v; v++ {
 						for h := 0; h < c.h; h++ {
-							if err := unit(s, c.block(mx*c.h+h, my*c.v+v)); err != nil {
+							bx, by := mx*c.h+h, my*c.v+v
+							if err := unit(s, c.block(bx, by), &c.end[c.index(bx, by)]); err != nil {
 								return 0, err
 							}
 						}
@@ -448,14 +453,28 @@ func (d *decoder) decodeDC(s *scanComp) (int32, error) {
 	return s.pred, nil
 }
 
-func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
+func (d *decoder) baselineBlock(s *scanComp, blk []int16, end *uint8) error {
 	dc, err := d.decodeDC(s)
 	if err != nil {
 		return err
 	}
 	blk[0] = int16(dc)
+	if dc != 0 {
+		*end = 1
+	}
 	ac := s.ac
 	for k := 1; k < 64; {
+		if e := ac.fast[d.br.peek()]; e != 0 {
+			d.br.n -= uint(e & 0xFF)
+			k += int(e>>8) & 0xFF
+			if k > 63 {
+				return corrupt("coefficient index")
+			}
+			blk[k] = int16(e >> 16)
+			k++
+			*end = uint8(k)
+			continue
+		}
 		rs, err := d.br.decode(ac)
 		if err != nil {
 			return err
@@ -474,22 +493,36 @@ func (d *decoder) baselineBlock(s *scanComp, blk []int16) error {
 		}
 		blk[k] = int16(extend(d.br.bits(sz), sz))
 		k++
+		*end = uint8(k)
 	}
 	return nil
 }
 
-func (d *decoder) dcFirst(s *scanComp, blk []int16, al uint) error {
+func (d *decoder) dcFirst(s *scanComp, blk []int16, end *uint8, al uint) error {
 	dc, err := d.decodeDC(s)
 	blk[0] = int16(dc << al)
+	if dc != 0 {
+		*end = max(*end, 1)
+	}
 	return err
 }
 
-func (d *decoder) acFirst(s *scanComp, blk []int16, ss, se int, al uint) error {
+func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al uint) error {
 	if d.eobrun > 0 {
 		d.eobrun--
 		return nil
 	}
 	for k := ss; k <= se; k++ {
+		if e := s.ac.fast[d.br.peek()]; e != 0 {
+			d.br.n -= uint(e & 0xFF)
+			k += int(e>>8) & 0xFF
+			if k > 63 {
+				return corrupt("coefficient index")
+			}
+			blk[k] = int16(e>>16) << al
+			*end = max(*end, uint8(k+1))
+			continue
+		}
 		rs, err := d.br.decode(s.ac)
 		if err != nil {
 			return err
@@ -511,11 +544,12 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, ss, se int, al uint) error {
 			return corrupt("coefficient index")
 		}
 		blk[k] = int16(extend(d.br.bits(sz), sz) << al)
+		*end = max(*end, uint8(k+1))
 	}
 	return nil
 }
 
-func (d *decoder) acRefine(s *scanComp, blk []int16, ss, se int, al uint) error {
+func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al uint) error {
 	p1, m1 := int16(1)<<al, int16(-1)<<al
 	k := ss
 	if d.eobrun == 0 {
@@ -558,6 +592,7 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, ss, se int, al uint) error 
 					return corrupt("coefficient index")
 				}
 				blk[k] = val
+				*end = max(*end, uint8(k+1))
 			}
 		}
 	}

@@ -231,13 +231,14 @@ func (f *frame) symbols(freq *[2][2][256]int64) []symbol {
 					for h := 0; h < c.h; h++ {
 						bx, by := mx*c.h+h, my*c.v+v
 						var blk []int16
+						end := 1
 						if bx < c.stride && by < c.rows {
-							blk = c.block(bx, by)
+							blk, end = c.block(bx, by), int(c.end[c.index(bx, by)])
 						} else {
 							pad[0] = c.block(min(bx, c.stride-1), min(by, c.rows-1))[0]
 							blk = pad[:]
 						}
-						out = c.blockSymbols(out, blk, &preds[ci], t, freq)
+						out = c.blockSymbols(out, blk[:max(end, 1)], &preds[ci], t, freq)
 					}
 				}
 			}
@@ -246,7 +247,8 @@ func (f *frame) symbols(freq *[2][2][256]int64) []symbol {
 	return out
 }
 
-// blockSymbols appends one block's symbols, requantising on the way.
+// blockSymbols appends one block's symbols, requantising on the way; blk
+// holds the block's coefficients up to its last nonzero one (at least DC).
 func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, freq *[2][2][256]int64) []symbol {
 	rq := c.rq
 	dc := int32(blk[0])
@@ -258,7 +260,7 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 	freq[t][0][n]++
 	out = append(out, pack(t, 0, n, extra, n))
 	run := 0
-	for k := 1; k < 64; k++ {
+	for k := 1; k < len(blk); k++ {
 		v := blk[k]
 		if v != 0 && rq != nil {
 			v = rq.apply(k, v)
@@ -278,7 +280,7 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 		out = append(out, pack(t, 1, sym, extra, n))
 		run = 0
 	}
-	if run > 0 {
+	if run > 0 || len(blk) < 64 { // a zero tail
 		freq[t][1][0]++
 		out = append(out, pack(t, 1, 0, 0, 0)) // EOB
 	}

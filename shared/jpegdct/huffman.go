@@ -5,9 +5,12 @@ const lutBits = 9
 // huffDecoder decodes one Huffman table: codes up to lutBits long through
 // a lookup table, longer ones through the canonical maxcode walk.
 type huffDecoder struct {
-	lut     [1 << lutBits]uint16 // len<<8 | value; 0 = longer code
-	maxcode [18]int32            // largest code of each length, -1 if none
-	valptr  [17]int32            // index in vals of the first code of each length
+	lut [1 << lutBits]uint16 // len<<8 | value; 0 = longer code
+	// fast decodes an AC code and its extra bits in one look when both
+	// fit in lutBits: value<<16 | run<<8 | bits used; 0 = not so.
+	fast    [1 << lutBits]int32
+	maxcode [18]int32 // largest code of each length, -1 if none
+	valptr  [17]int32 // index in vals of the first code of each length
 	mincode [17]int32
 	vals    [256]byte
 	nvals   int
@@ -57,6 +60,15 @@ func (d *huffDecoder) build(counts [16]int, vals []byte) error {
 		code <<= 1
 	}
 	d.maxcode[17] = 0x7fffffff
+	for i, e := range d.lut {
+		l, rs := uint(e>>8), byte(e)
+		r, sz := int32(rs>>4), uint(rs&15)
+		if e == 0 || sz == 0 || l+sz > lutBits {
+			continue
+		}
+		extra := int32(i>>(lutBits-l-sz)) & (1<<sz - 1)
+		d.fast[i] = extend(extra, sz)<<16 | r<<8 | int32(l+sz)
+	}
 	d.defined = true
 	return nil
 }
@@ -104,6 +116,14 @@ func (br *bitReader) fill() {
 		br.acc = br.acc<<8 | uint64(b)
 		br.n += 8
 	}
+}
+
+// peek returns the next lutBits bits, with at least 16 bits buffered.
+func (br *bitReader) peek() int {
+	if br.n < 16 {
+		br.fill()
+	}
+	return int(br.acc>>(br.n-lutBits)) & (1<<lutBits - 1)
 }
 
 // bits reads n (≤ 16) bits.

@@ -60,10 +60,21 @@ type component struct {
 	rows   int // block rows in coef, padded to whole MCUs
 	// coef holds 64 coefficients per block, in zigzag order, quantised.
 	coef []int16
+	// end holds per block 1 + the zigzag index of its last nonzero
+	// coefficient (0: all zero), so the encoder skips zero tails.
+	end []uint8
 }
 
+func newComponent(c component) *component {
+	c.coef = make([]int16, c.stride*c.rows*64)
+	c.end = make([]uint8, c.stride*c.rows)
+	return &c
+}
+
+func (c *component) index(bx, by int) int { return by*c.stride + bx }
+
 func (c *component) block(bx, by int) []int16 {
-	i := (by*c.stride + bx) * 64
+	i := c.index(bx, by) * 64
 	return c.coef[i : i+64 : i+64]
 }
 

@@ -81,7 +81,8 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 
 // requant maps coefficients quantised with one table to another.
 type requant struct {
-	qin, qout [64]int32
+	qin, half [64]float64 // input step; output step's half minus a hair
+	inv       [64]float64 // 1 / output step
 	same      [64]bool
 }
 
@@ -90,7 +91,11 @@ func newRequant(qin, qout *[64]uint16) *requant {
 	r := &requant{}
 	all := true
 	for k := range r.same {
-		r.qin[k], r.qout[k] = int32(qin[k]), int32(qout[k])
+		q := float64(qout[k])
+		r.qin[k], r.inv[k] = float64(qin[k]), 1/q
+		// |c·qin| / q rounded to nearest, ties toward zero: floor((|c·qin| +
+		// (q-1)/2) / q) for integers, which the hair keeps exact in floats.
+		r.half[k] = (q-1)/2 + 1e-6
 		r.same[k] = qin[k] == qout[k]
 		all = all && r.same[k]
 	}
@@ -107,11 +112,10 @@ func (r *requant) apply(k int, c int16) int16 {
 	if r.same[k] {
 		return c
 	}
-	num, q := int32(c)*r.qin[k], r.qout[k]
-	if num < 0 {
-		return int16(-((-2*num + q - 1) / (2 * q)))
+	if c < 0 {
+		return -int16((float64(-c)*r.qin[k] + r.half[k]) * r.inv[k])
 	}
-	return int16((2*num + q - 1) / (2 * q))
+	return int16((float64(c)*r.qin[k] + r.half[k]) * r.inv[k])
 }
 
 // halve0 is D·P₀·Dᵀ: the DCT of the 2:1 box-filtered samples that the first
@@ -229,8 +233,7 @@ func halveCols(a, b *block8) (y block8) {
 // quantises the result with qout. Blocks past the component's edge repeat
 // its last block.
 func downsample(c *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY int) *component {
-	out := &component{id: c.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY,
-		coef: make([]int16, mcusX*mcusY*64)}
+	out := newComponent(component{id: c.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY})
 	var inv [64]float64
 	for k := range inv {
 		inv[k] = 1 / float64(qout[k])
@@ -253,10 +256,12 @@ func downsample(c *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY i
 				x0, x1 := at(bx, 2*by), at(bx, 2*by+1)
 				y = halveCols(&x0, &x1)
 			}
-			ob := out.block(bx, by)
+			ob, end := out.block(bx, by), &out.end[out.index(bx, by)]
 			for k := 0; k < 64; k++ {
 				n := zigzag[k]
-				ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * inv[k]))
+				if ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * inv[k])); ob[k] != 0 {
+					*end = uint8(k + 1)
+				}
 			}
 		}
 	}

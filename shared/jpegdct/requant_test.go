@@ -1,0 +1,36 @@
+package jpegdct
+
+import "testing"
+
+// The float requantisation equals the integer definition: nearest, ties
+// toward zero, over every coefficient and every pair of 8-bit steps with
+// the output step no finer than the input's.
+func TestRequantMatchesIntegerRounding(t *testing.T) {
+	for qin := 1; qin <= 255; qin += 3 {
+		for qout := qin; qout <= 255; qout += 2 { // toFrame never makes steps finer
+			if qin == qout {
+				continue
+			}
+			var a, b [64]uint16
+			a[5], b[5] = uint16(qin), uint16(qout)
+			r := newRequant(&a, &b)
+			for c := -2047; c <= 2047; c++ {
+				num, q := int32(c)*int32(qin), int32(qout)
+				want := (2*abs32(num) + q - 1) / (2 * q)
+				if num < 0 {
+					want = -want
+				}
+				if got := r.apply(5, int16(c)); int32(got) != want {
+					t.Fatalf("c=%d qin=%d qout=%d: %d, want %d", c, qin, qout, got, want)
+				}
+			}
+		}
+	}
+}
+
+func abs32(v int32) int32 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
