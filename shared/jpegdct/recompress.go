@@ -84,7 +84,22 @@ type requant struct {
 	qin, half [64]float64 // input step; output step's half minus a hair
 	inv       [64]float64 // 1 / output step
 	same      [64]bool
+	zero      [64]float64 // |c·qin| below this becomes 0 (dead zone)
 }
+
+// The dead zone: where the output step is at least deadZoneRatio times the
+// input's (a fine input grid, so the input coefficient says more than
+// "about one step"), a requantised AC coefficient counts as ±1 only from
+// deadZone output steps on, not 0.5. Chosen on make bench's corpus (58
+// JPEGs, quality 50; total bytes and mean luma SSIM to the input, against
+// sharp 0.35.5): none → 0.978× sharp's bytes, SSIM −0.0005; 0.6 → 0.949×,
+// −0.0013; 0.62 → 0.940×, −0.0018; 0.65 → 0.929×, −0.0023. Applied where
+// the steps are closer, it cost small test images up to 0.009 SSIM (their
+// coefficients sit on rounding ties already).
+const (
+	deadZone      = 0.61
+	deadZoneRatio = 4
+)
 
 // newRequant returns nil when the tables are equal (nothing to do).
 func newRequant(qin, qout *[64]uint16) *requant {
@@ -97,6 +112,9 @@ func newRequant(qin, qout *[64]uint16) *requant {
 		// (q-1)/2) / q) for integers, which the hair keeps exact in floats.
 		r.half[k] = (q-1)/2 + 1e-6
 		r.same[k] = qin[k] == qout[k]
+		if k >= 1 && qout[k] >= deadZoneRatio*qin[k] {
+			r.zero[k] = deadZone * q
+		}
 		all = all && r.same[k]
 	}
 	if all {
@@ -111,6 +129,9 @@ func newRequant(qin, qout *[64]uint16) *requant {
 func (r *requant) apply(k int, c int16) int16 {
 	if r.same[k] {
 		return c
+	}
+	if a := float64(c) * r.qin[k]; a < r.zero[k] && a > -r.zero[k] {
+		return 0
 	}
 	if c < 0 {
 		return -int16((float64(-c)*r.qin[k] + r.half[k]) * r.inv[k])
