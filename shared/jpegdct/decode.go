@@ -22,6 +22,10 @@ type decoder struct {
 	br       bitReader
 	eobrun   int32
 	limits   Limits
+	scans    int
+	// stream, when set, may take a baseline image's one interleaved scan
+	// row by row (see streamer); the image then holds no coefficients.
+	stream *streamer
 }
 
 // Decode reads a JPEG's quantised coefficients. Inputs outside what this
@@ -99,6 +103,7 @@ func (d *decoder) run() error {
 				return err
 			}
 			scans++
+			d.scans++
 		case m == 0xE0:
 			d.jfif = bytes.HasPrefix(seg, []byte("JFIF\x00"))
 		case m == 0xE1:
@@ -198,8 +203,6 @@ func (d *decoder) frame(seg []byte, progressive bool) error {
 		ch := (m.Height*c.v + m.vmax - 1) / m.vmax
 		c.bw, c.bh = (cw+7)/8, (ch+7)/8
 		c.stride, c.rows = m.mcusX*c.h, m.mcusY*c.v
-		c.coef = make([]int16, c.stride*c.rows*64)
-		c.end = make([]uint8, c.stride*c.rows)
 	}
 	d.frameSet = true
 	return nil
@@ -321,6 +324,23 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 			return 0, corrupt("missing Huffman table")
 		}
 	}
+	if d.stream != nil && d.stream.on {
+		return 0, corrupt("another scan after a complete interleaved baseline scan")
+	}
+	streaming := false
+	if d.scans == 0 {
+		if d.stream != nil && !m.Progressive && ns == len(m.comps) {
+			if err := d.stream.start(d); err != nil {
+				return 0, err
+			}
+			streaming = d.stream.on
+		}
+		if !streaming {
+			for i := range m.comps {
+				m.comps[i].alloc(m.comps[i].rows)
+			}
+		}
+	}
 	d.br.reset(d.data, pos)
 	d.eobrun = 0
 
@@ -362,6 +382,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 			if d.br.fake > 16 {
 				return 0, corrupt("scan data ends early")
 			}
+			if streaming { // a grayscale image: a block row is an MCU row
+				d.stream.beginRow(by)
+			}
 			for bx := 0; bx < c.bw; bx++ {
 				if err := unit(&sc[0], c.block(bx, by), &c.end[c.index(bx, by)]); err != nil {
 					return 0, err
@@ -372,12 +395,18 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 					}
 				}
 			}
+			if streaming {
+				d.stream.endRow(by)
+			}
 		}
 	} else {
 		total = m.mcusX * m.mcusY
 		for my := 0; my < m.mcusY; my++ {
 			if d.br.fake > 16 {
 				return 0, corrupt("scan data ends early")
+			}
+			if streaming {
+				d.stream.beginRow(my)
 			}
 			for mx := 0; mx < m.mcusX; mx++ {
 				for i := range sc {
@@ -397,6 +426,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 						return 0, err
 					}
 				}
+			}
+			if streaming {
+				d.stream.endRow(my)
 			}
 		}
 	}

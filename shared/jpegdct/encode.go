@@ -60,6 +60,9 @@ type outComp struct {
 	*component
 	h, v int
 	rq   *requant
+	// down, when set, computes this component's blocks one MCU row at a
+	// time (into a one-row window) from a full-resolution chroma component.
+	down *downsampler
 }
 
 // symbol statistics and codes for the four tables.
@@ -215,36 +218,50 @@ func pack(t, class int, sym byte, extra uint32, n uint8) symbol {
 	return symbol(uint32(t)<<30 | uint32(class)<<29 | uint32(sym)<<21 | uint32(n)<<16 | extra&0xFFFF)
 }
 
-// symbols walks the frame in MCU order once: it returns every Huffman
-// symbol in coding order and counts them per table and class. Pass 2 of
-// encode replays the list with the tables built from the counts.
-func (f *frame) symbols(freq *[2][2][256]int64) []symbol {
-	out := make([]symbol, 0, 1<<16)
-	preds := make([]int32, len(f.comps))
+// symbolWriter turns output MCU rows into Huffman symbols in coding order,
+// counting them per table and class. Pass 2 of encoding replays the list
+// with the tables built from the counts, so coefficients need not be kept
+// once their row is done.
+type symbolWriter struct {
+	f     *frame
+	out   []symbol
+	freq  [2][2][256]int64 // [table][class]
+	preds []int32
+}
+
+func newSymbolWriter(f *frame) *symbolWriter {
+	return &symbolWriter{f: f, out: make([]symbol, 0, 1<<16), preds: make([]int32, len(f.comps))}
+}
+
+// row emits output MCU row my.
+func (w *symbolWriter) row(my int) {
+	f := w.f
+	for ci := range f.comps {
+		if c := &f.comps[ci]; c.down != nil {
+			c.down.row(c.component, my)
+		}
+	}
 	var pad [64]int16
-	for my := 0; my < f.mcusY; my++ {
-		for mx := 0; mx < f.mcusX; mx++ {
-			for ci := range f.comps {
-				c := &f.comps[ci]
-				t := min(ci, 1)
-				for v := 0; v < c.v; v++ {
-					for h := 0; h < c.h; h++ {
-						bx, by := mx*c.h+h, my*c.v+v
-						var blk []int16
-						end := 1
-						if bx < c.stride && by < c.rows {
-							blk, end = c.block(bx, by), int(c.end[c.index(bx, by)])
-						} else {
-							pad[0] = c.block(min(bx, c.stride-1), min(by, c.rows-1))[0]
-							blk = pad[:]
-						}
-						out = c.blockSymbols(out, blk[:max(end, 1)], &preds[ci], t, freq)
+	for mx := 0; mx < f.mcusX; mx++ {
+		for ci := range f.comps {
+			c := &f.comps[ci]
+			t := min(ci, 1)
+			for v := 0; v < c.v; v++ {
+				for h := 0; h < c.h; h++ {
+					bx, by := mx*c.h+h, my*c.v+v
+					var blk []int16
+					end := 1
+					if bx < c.stride && by < c.rows {
+						blk, end = c.block(bx, by), int(c.end[c.index(bx, by)])
+					} else {
+						pad[0] = c.block(min(bx, c.stride-1), min(by, c.rows-1))[0]
+						blk = pad[:]
 					}
+					w.out = c.blockSymbols(w.out, blk[:max(end, 1)], &w.preds[ci], t, &w.freq)
 				}
 			}
 		}
 	}
-	return out
 }
 
 // blockSymbols appends one block's symbols, requantising on the way; blk
@@ -289,8 +306,16 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 
 // encode writes f as a baseline JPEG with optimised Huffman tables.
 func (f *frame) encode(dst []byte) []byte {
-	var freq [2][2][256]int64 // [table][class]
-	syms := f.symbols(&freq)
+	w := newSymbolWriter(f)
+	for my := 0; my < f.mcusY; my++ {
+		w.row(my)
+	}
+	return f.write(dst, w)
+}
+
+// write writes the JPEG whose symbols w collected.
+func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
+	syms, freq := sw.out, &sw.freq
 	ntab := min(len(f.comps), 2)
 	var dcT, acT [2]huffEncoder
 	for t := 0; t < ntab; t++ {

@@ -57,21 +57,37 @@ type component struct {
 	tq     int // quantisation table selector
 	bw, bh int // blocks covering the component (unpadded)
 	stride int // blocks per row in coef, padded to whole MCUs
-	rows   int // block rows in coef, padded to whole MCUs
-	// coef holds 64 coefficients per block, in zigzag order, quantised.
-	coef []int16
+	rows   int // block rows of the component, padded to whole MCUs
+	// coef holds 64 coefficients per block, in zigzag order, quantised,
+	// for the block rows base .. base+held-1 (all rows, or a window of
+	// them when a baseline image is recompressed as it is decoded).
+	coef       []int16
+	base, held int
 	// end holds per block 1 + the zigzag index of its last nonzero
 	// coefficient (0: all zero), so the encoder skips zero tails.
 	end []uint8
 }
 
+// alloc gives c storage for held block rows from row 0.
+func (c *component) alloc(held int) {
+	c.base, c.held = 0, held
+	c.coef = make([]int16, c.stride*held*64)
+	c.end = make([]uint8, c.stride*held)
+}
+
+// moveWindow clears the held rows and makes them rows base...
+func (c *component) moveWindow(base int) {
+	c.base = base
+	clear(c.coef)
+	clear(c.end)
+}
+
 func newComponent(c component) *component {
-	c.coef = make([]int16, c.stride*c.rows*64)
-	c.end = make([]uint8, c.stride*c.rows)
+	c.alloc(c.rows)
 	return &c
 }
 
-func (c *component) index(bx, by int) int { return by*c.stride + bx }
+func (c *component) index(bx, by int) int { return (by-c.base)*c.stride + bx }
 
 func (c *component) block(bx, by int) []int16 {
 	i := c.index(bx, by) * 64

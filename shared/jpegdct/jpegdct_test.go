@@ -196,3 +196,37 @@ func BenchmarkCorpus(b *testing.B) {
 		}
 	}
 }
+
+// Streaming a baseline image row by row gives the very bytes that decoding
+// it whole first gives, lossy and lossless.
+func TestStreamingEqualsWhole(t *testing.T) {
+	streamed := 0
+	for _, f := range corpus(t) {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []Options{{Quality: 50}, {Lossless: true}} {
+			d := &decoder{data: in, stream: &streamer{o: o}}
+			if d.run() != nil || !d.stream.on {
+				continue
+			}
+			streamed++
+			got := d.stream.f.write(nil, d.stream.w)
+			m, err := Decode(in, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fr, err := m.toFrame(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fr.encode(nil); !bytes.Equal(got, want) {
+				t.Errorf("%s %+v: streamed %d bytes, whole %d, not equal", filepath.Base(f), o, len(got), len(want))
+			}
+		}
+	}
+	if streamed < 10 {
+		t.Errorf("only %d streamed runs", streamed)
+	}
+}

@@ -16,11 +16,21 @@ type Options struct {
 
 // Recompress re-encodes a JPEG at the target quality in the DCT domain.
 // Errors are *Unsupported (take the pixel path) or wrap ErrCorrupt.
+//
+// A baseline image with one interleaved scan (the common case) is
+// recompressed as it is decoded, an output MCU row at a time: it never holds
+// more than two MCU rows of coefficients. Other images are decoded whole
+// first.
 func Recompress(data []byte, o Options) ([]byte, error) {
-	m, err := Decode(data, o.Limits)
-	if err != nil {
+	d := &decoder{data: data, limits: o.Limits, stream: &streamer{o: o}}
+	if err := d.run(); err != nil {
 		return nil, err
 	}
+	dst := make([]byte, 0, len(data)/2)
+	if s := d.stream; s.on {
+		return s.f.write(dst, s.w), nil
+	}
+	m := &d.img
 	if m.orientation > 1 {
 		return nil, unsupported("orientation")
 	}
@@ -28,7 +38,60 @@ func Recompress(data []byte, o Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.encode(make([]byte, 0, len(data)/2)), nil
+	return f.encode(dst), nil
+}
+
+// streamer recompresses a baseline image's interleaved scan while the
+// decoder reads it: the decoder's components hold a window of k input MCU
+// rows (one output MCU row), and each full window is turned into symbols.
+type streamer struct {
+	o  Options
+	on bool
+	f  *frame
+	w  *symbolWriter
+	m  *Image
+	k  int // input MCU rows per output MCU row
+}
+
+// start is called at the scan's header, when every table it needs is known.
+func (s *streamer) start(d *decoder) error {
+	if err := d.finish(); err != nil {
+		return err
+	}
+	m := &d.img
+	if m.orientation > 1 {
+		return unsupported("orientation")
+	}
+	s.m, s.k = m, 1
+	if len(m.comps) == 3 && m.vmax == 1 && !s.o.Lossless {
+		s.k = 2 // 4:4:4 or 4:2:2 in, 16-row MCUs out
+	}
+	for i := range m.comps {
+		m.comps[i].alloc(s.k * m.comps[i].v)
+	}
+	f, err := m.toFrame(s.o)
+	if err != nil {
+		return err
+	}
+	s.f, s.w, s.on = f, newSymbolWriter(f), true
+	return nil
+}
+
+// beginRow readies the window for input MCU row my.
+func (s *streamer) beginRow(my int) {
+	if my%s.k == 0 {
+		for i := range s.m.comps {
+			c := &s.m.comps[i]
+			c.moveWindow(my * c.v)
+		}
+	}
+}
+
+// endRow emits the output row once its last input row is decoded.
+func (s *streamer) endRow(my int) {
+	if my%s.k == s.k-1 || my == s.m.mcusY-1 {
+		s.w.row(my / s.k)
+	}
 }
 
 // toFrame builds the output frame: luma and 4:2:0 chroma keep their
@@ -73,7 +136,7 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 		if y.h == 2 && y.v == 2 {
 			f.comps = append(f.comps, outComp{component: c, h: 1, v: 1, rq: newRequant(&qin, &f.qt[1])})
 		} else {
-			f.comps = append(f.comps, outComp{component: downsample(c, y.h == 1, y.v == 1, &qin, &f.qt[1], f.mcusX, f.mcusY), h: 1, v: 1})
+			f.comps = append(f.comps, newDownsampled(c, y.h == 1, y.v == 1, &qin, &f.qt[1], f.mcusX, f.mcusY))
 		}
 	}
 	return f, nil
@@ -249,42 +312,55 @@ func halveCols(a, b *block8) (y block8) {
 	return y
 }
 
-// downsample halves a chroma component horizontally (hx) and/or vertically
-// (vy) in the DCT domain (a 2:1 box filter, as libjpeg downsamples) and
-// quantises the result with qout. Blocks past the component's edge repeat
-// its last block.
-func downsample(c *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY int) *component {
-	out := newComponent(component{id: c.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY})
-	var inv [64]float64
-	for k := range inv {
-		inv[k] = 1 / float64(qout[k])
+// downsampler halves a chroma component horizontally (hx) and/or
+// vertically (vy) in the DCT domain (a 2:1 box filter, as libjpeg
+// downsamples) and quantises the result, one output block row at a time.
+// Blocks past the source's edge repeat its last block.
+type downsampler struct {
+	src    *component
+	hx, vy bool
+	qin    [64]uint16
+	inv    [64]float64 // 1 / output step
+}
+
+// newDownsampled is the output component made from src by a downsampler.
+func newDownsampled(src *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY int) outComp {
+	out := &component{id: src.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY}
+	out.alloc(1)
+	d := &downsampler{src: src, hx: hx, vy: vy, qin: *qin}
+	for k := range d.inv {
+		d.inv[k] = 1 / float64(qout[k])
 	}
+	return outComp{component: out, h: 1, v: 1, down: d}
+}
+
+// row fills out's window with output block row by.
+func (d *downsampler) row(out *component, by int) {
+	out.moveWindow(by)
+	c := d.src
 	at := func(bx, by int) block8 {
-		return dequant(c.block(min(bx, c.bw-1), min(by, c.bh-1)), qin)
+		return dequant(c.block(min(bx, c.bw-1), min(by, c.bh-1)), &d.qin)
 	}
-	for by := 0; by < mcusY; by++ {
-		for bx := 0; bx < mcusX; bx++ {
-			var y block8
-			switch {
-			case hx && vy:
-				x00, x01, x10, x11 := at(2*bx, 2*by), at(2*bx+1, 2*by), at(2*bx, 2*by+1), at(2*bx+1, 2*by+1)
-				top, bottom := halveRows(&x00, &x01), halveRows(&x10, &x11)
-				y = halveCols(&top, &bottom)
-			case hx:
-				x0, x1 := at(2*bx, by), at(2*bx+1, by)
-				y = halveRows(&x0, &x1)
-			default:
-				x0, x1 := at(bx, 2*by), at(bx, 2*by+1)
-				y = halveCols(&x0, &x1)
-			}
-			ob, end := out.block(bx, by), &out.end[out.index(bx, by)]
-			for k := 0; k < 64; k++ {
-				n := zigzag[k]
-				if ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * inv[k])); ob[k] != 0 {
-					*end = uint8(k + 1)
-				}
+	for bx := 0; bx < out.stride; bx++ {
+		var y block8
+		switch {
+		case d.hx && d.vy:
+			x00, x01, x10, x11 := at(2*bx, 2*by), at(2*bx+1, 2*by), at(2*bx, 2*by+1), at(2*bx+1, 2*by+1)
+			top, bottom := halveRows(&x00, &x01), halveRows(&x10, &x11)
+			y = halveCols(&top, &bottom)
+		case d.hx:
+			x0, x1 := at(2*bx, by), at(2*bx+1, by)
+			y = halveRows(&x0, &x1)
+		default:
+			x0, x1 := at(bx, 2*by), at(bx, 2*by+1)
+			y = halveCols(&x0, &x1)
+		}
+		ob, end := out.block(bx, by), &out.end[out.index(bx, by)]
+		for k := 0; k < 64; k++ {
+			n := zigzag[k]
+			if ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * d.inv[k])); ob[k] != 0 {
+				*end = uint8(k + 1)
 			}
 		}
 	}
-	return out
 }
