@@ -9,12 +9,10 @@ package imagework
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	_ "image/gif" // decoders register themselves with image.Decode
-	"image/jpeg"
 	_ "image/png"
 	"net/http"
 
@@ -144,17 +142,11 @@ func pixelPath(in []byte, format string, q int) (Result, error) {
 		return Result{}, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
 	}
 	rgba := opaqueRGBA(img)
-	var buf bytes.Buffer
-	buf.Grow(len(in) / 2)
-	if err := jpeg.Encode(&buf, rgba, &jpeg.Options{Quality: q}); err != nil {
-		return Result{}, fmt.Errorf("jpeg.Encode: %w", err)
-	}
-	return Result{JPEG: buf.Bytes(), Format: format, Width: rgba.Rect.Dx(), Height: rgba.Rect.Dy(), Path: "pixel"}, nil
+	return Result{JPEG: jpegdct.EncodeRGBA(rgba, q), Format: format, Width: rgba.Rect.Dx(), Height: rgba.Rect.Dy(), Path: "pixel"}, nil
 }
 
 // opaqueRGBA returns img as an opaque *image.RGBA (transparent pixels
-// composited onto white), the form image/jpeg encodes without per-pixel
-// interface calls.
+// composited onto white), the form jpegdct.EncodeRGBA reads directly.
 func opaqueRGBA(img image.Image) *image.RGBA {
 	b := img.Bounds()
 	if n, ok := img.(*image.NRGBA); ok && n.Opaque() {
