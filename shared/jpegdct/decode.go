@@ -64,6 +64,9 @@ func (d *decoder) run() error {
 			if !d.frameSet || scans == 0 {
 				return corrupt("no image data")
 			}
+			if err := d.checkCoded(); err != nil {
+				return err
+			}
 			return d.finish()
 		case m >= 0xD0 && m <= 0xD7, m == 0x01:
 			continue
@@ -138,6 +141,17 @@ func (d *decoder) finish() error {
 	for _, c := range m.comps {
 		if !d.img.qtSet[c.tq] {
 			return corrupt("missing quantisation table %d", c.tq)
+		}
+	}
+	return nil
+}
+
+// checkCoded refuses an image with a component that no scan coded
+// (image/jpeg leaves such a plane at 0, not at mid-grey).
+func (d *decoder) checkCoded() error {
+	for _, c := range d.img.comps {
+		if !c.coded {
+			return corrupt("component %d is in no scan", c.id)
 		}
 	}
 	return nil
@@ -302,6 +316,7 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 		if sc[i].c == nil {
 			return 0, corrupt("SOS component")
 		}
+		sc[i].c.coded = true
 		td, ta := sel>>4, sel&15
 		if td > 3 || ta > 3 {
 			return 0, corrupt("SOS table")
@@ -629,7 +644,9 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 		}
 	}
 	if d.eobrun > 0 {
-		for ; k <= se; k++ {
+		// Only nonzero coefficients get correction bits, and none lie
+		// past the block's extent.
+		for last := min(se, int(*end)-1); k <= last; k++ {
 			if blk[k] != 0 {
 				d.refine(&blk[k], p1)
 			}

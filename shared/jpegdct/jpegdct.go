@@ -53,11 +53,12 @@ var zigzag = [64]int{
 // component is one colour channel's coefficients.
 type component struct {
 	id     byte
-	h, v   int // sampling factors
-	tq     int // quantisation table selector
-	bw, bh int // blocks covering the component (unpadded)
-	stride int // blocks per row in coef, padded to whole MCUs
-	rows   int // block rows of the component, padded to whole MCUs
+	h, v   int  // sampling factors
+	tq     int  // quantisation table selector
+	coded  bool // in some scan
+	bw, bh int  // blocks covering the component (unpadded)
+	stride int  // blocks per row in coef, padded to whole MCUs
+	rows   int  // block rows of the component, padded to whole MCUs
 	// coef holds 64 coefficients per block, in zigzag order, quantised,
 	// for the block rows base .. base+held-1 (all rows, or a window of
 	// them when a baseline image is recompressed as it is decoded).
