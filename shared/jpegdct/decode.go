@@ -450,6 +450,11 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 	if d.br.truncated() {
 		return 0, corrupt("truncated scan data")
 	}
+	if d.eobrun > 0 {
+		// An EOB run may not reach past its scan (libjpeg resets it per
+		// scan; image/jpeg carries it into the next one).
+		return 0, corrupt("EOB run past the end of the scan")
+	}
 	return d.scanEnd(), nil
 }
 
