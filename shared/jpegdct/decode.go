@@ -5,6 +5,13 @@ import (
 	"encoding/binary"
 )
 
+// The largest quantised coefficients 8-bit JPEG can carry: larger ones are
+// corrupt (and would not fit the int16 we keep them in once shifted).
+const (
+	maxDC = 2047
+	maxAC = 1023
+)
+
 // Limits bound what Decode allocates.
 type Limits struct {
 	MaxPixels int64 // 0: no limit
@@ -510,6 +517,9 @@ func (d *decoder) baselineBlock(s *scanComp, blk []int16, end *uint8) error {
 	if err != nil {
 		return err
 	}
+	if dc < -maxDC || dc > maxDC {
+		return corrupt("DC coefficient %d out of range", dc)
+	}
 	blk[0] = int16(dc)
 	if dc != 0 {
 		*end = 1
@@ -543,6 +553,9 @@ func (d *decoder) baselineBlock(s *scanComp, blk []int16, end *uint8) error {
 		if k > 63 {
 			return corrupt("coefficient index")
 		}
+		if sz > 10 {
+			return corrupt("AC magnitude")
+		}
 		blk[k] = int16(extend(d.br.bits(sz), sz))
 		k++
 		*end = uint8(k)
@@ -552,7 +565,10 @@ func (d *decoder) baselineBlock(s *scanComp, blk []int16, end *uint8) error {
 
 func (d *decoder) dcFirst(s *scanComp, blk []int16, end *uint8, al uint) error {
 	dc, err := d.decodeDC(s)
-	blk[0] = int16(dc << al)
+	if dc <<= al; dc < -maxDC || dc > maxDC {
+		return corrupt("DC coefficient %d out of range", dc)
+	}
+	blk[0] = int16(dc)
 	if dc != 0 {
 		*end = max(*end, 1)
 	}
@@ -571,7 +587,11 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 			if k > 63 {
 				return corrupt("coefficient index")
 			}
-			blk[k] = int16(e>>16) << al
+			v := (e >> 16) << al
+			if v < -maxAC || v > maxAC {
+				return corrupt("AC coefficient %d out of range", v)
+			}
+			blk[k] = int16(v)
 			*end = max(*end, uint8(k+1))
 			continue
 		}
@@ -595,7 +615,11 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 		if k > 63 {
 			return corrupt("coefficient index")
 		}
-		blk[k] = int16(extend(d.br.bits(sz), sz) << al)
+		v := extend(d.br.bits(sz), sz) << al
+		if v < -maxAC || v > maxAC {
+			return corrupt("AC coefficient %d out of range", v)
+		}
+		blk[k] = int16(v)
 		*end = max(*end, uint8(k+1))
 	}
 	return nil
