@@ -10,6 +10,7 @@ DEV_HOST := 127.0.0.1:8080
 DEV_PORTS := -pubsub 8085 -firestore 8086 -gcs 4443 -tasks 8123
 TEST_PORTS := -pubsub 18085 -firestore 18086 -gcs 14443 -tasks 18123
 DEMO_PORTS := -pubsub 28085 -firestore 28086 -gcs 24443 -tasks 28123
+BENCH_PORTS := -pubsub 38085 -firestore 38086 -gcs 34443 -tasks 38123
 FUZZTIME ?= 10s
 # Each fuzz target, bounded: make test runs them for 10 s, make fuzz for FUZZTIME.
 FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batch \
@@ -22,7 +23,7 @@ STACK_FLAGS := -bin $(BIN) -project $(PROJECT)
 SHARP_VERSION := 0.35.5
 BENCH_REPS ?= 3
 
-.PHONY: help tools dev demo bench fuzz faults test test-unit lint emulators-up emulators-down emulators-status clean
+.PHONY: help tools dev demo bench bench-pipeline fuzz faults test test-unit lint emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
@@ -101,7 +102,20 @@ bench:
 	@go build -o $(BIN)/imgbench ./functions/cmd/imgbench
 	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/table.md
 	@echo "(per-file figures: .bench/files.txt)"
-	@go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework
+	@IMGPIPE_BENCH_CORPUS=$(CURDIR)/.bench/corpus go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework
+	@$(MAKE) --no-print-directory bench-pipeline
+
+# End to end on its own emulators: 1,000 images of a median-size corpus
+# photograph through the stack against raw compression, and uploads of
+# 1k/10k/100k rows (time, peak RSS of a fresh host process).
+bench-pipeline: tools
+	@$(STACK) up $(STACK_FLAGS) -dir .stack/bench $(BENCH_PORTS) >/dev/null || exit 1; \
+	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/bench >/dev/null' EXIT; \
+	  set -a; . .stack/bench/env; set +a; \
+	  img=$$(ls -S .bench/corpus/*.jpg 2>/dev/null | awk '{a[NR]=$$0} END {if (NR) print a[int((NR+1)/2)]}'); \
+	  echo "pipeline benchmark image: $${img:-testdata/images/coffee.jpg}"; \
+	  set -o pipefail; IMGPIPE_BENCH_IMAGE=$$img IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='Pipeline1000|Upload' -benchtime=1x -timeout=30m ./functions \
+	  | grep -E '^(Benchmark|ok|FAIL|---)'
 
 # Only the fault-injection suite (make test runs it too), on its own emulators.
 faults: tools

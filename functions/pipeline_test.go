@@ -284,6 +284,7 @@ func imageServer() http.Handler {
 		w.Write(b[:len(b)/2])
 	})
 	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
+	mux.HandleFunc("/bench/", func(w http.ResponseWriter, r *http.Request) { w.Write(benchImage) })
 	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(r.URL.Query().Get("delay"))
 		if err != nil {
@@ -335,13 +336,13 @@ func csvOf(products []batch.Product) string {
 	return b.String()
 }
 
-func uploadCSV(t *testing.T, body string) (string, int) {
+func uploadCSV(t testing.TB, body string) (string, int) {
 	t.Helper()
 	return uploadCSVTo(t, apiURL, body)
 }
 
 // uploadCSVTo uploads body to the function host at base.
-func uploadCSVTo(t *testing.T, base, body string) (string, int) {
+func uploadCSVTo(t testing.TB, base, body string) (string, int) {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -370,7 +371,7 @@ func uploadCSVTo(t *testing.T, base, body string) (string, int) {
 	return out.RequestID, out.TotalImages
 }
 
-func getStatus(t *testing.T, id string) pipeline.StatusView {
+func getStatus(t testing.TB, id string) pipeline.StatusView {
 	t.Helper()
 	resp, err := http.Get(apiURL + "/api/status/" + id)
 	if err != nil {
@@ -388,7 +389,7 @@ func getStatus(t *testing.T, id string) pipeline.StatusView {
 	return v
 }
 
-func awaitFinal(t *testing.T, id string, within time.Duration) pipeline.StatusView {
+func awaitFinal(t testing.TB, id string, within time.Duration) pipeline.StatusView {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
