@@ -142,12 +142,14 @@ func (m *Image) toFrame(o Options) (*frame, error) {
 	return f, nil
 }
 
-// requant maps coefficients quantised with one table to another.
+// requant maps coefficients quantised with one table to another:
+// |v| = floor((|c|·qin + (qout-1)/2) / qout), nearest with ties toward zero,
+// computed as one multiply and shift (exact for the 8-bit range), and 0
+// below the dead zone.
 type requant struct {
-	qin, half [64]float64 // input step; output step's half minus a hair
-	inv       [64]float64 // 1 / output step
-	same      [64]bool
-	zero      [64]float64 // |c·qin| below this becomes 0 (dead zone)
+	mul, add [64]uint64 // qin·⌈2³²/qout⌉ and ⌊(qout-1)/2⌋·⌈2³²/qout⌉
+	below    [64]int32  // |c| under this requantises to 0 (dead zone)
+	same     [64]bool
 }
 
 // The dead zone: where the output step is at least deadZoneRatio times the
@@ -169,14 +171,15 @@ func newRequant(qin, qout *[64]uint16) *requant {
 	r := &requant{}
 	all := true
 	for k := range r.same {
-		q := float64(qout[k])
-		r.qin[k], r.inv[k] = float64(qin[k]), 1/q
-		// |c·qin| / q rounded to nearest, ties toward zero: floor((|c·qin| +
-		// (q-1)/2) / q) for integers, which the hair keeps exact in floats.
-		r.half[k] = (q-1)/2 + 1e-6
-		r.same[k] = qin[k] == qout[k]
-		if k >= 1 && qout[k] >= deadZoneRatio*qin[k] {
-			r.zero[k] = deadZone * q
+		q, qi := uint64(qout[k]), uint64(qin[k])
+		m := (1<<32 + q - 1) / q
+		r.mul[k], r.add[k] = qi*m, (q-1)/2*m
+		if r.same[k] = qi == q; r.same[k] {
+			r.mul[k], r.add[k] = 1<<32, 0
+		}
+		if k >= 1 && q >= deadZoneRatio*qi {
+			// smallest |c| with |c|·qin ≥ deadZone·qout
+			r.below[k] = int32(math.Ceil(deadZone * float64(q) / float64(qi)))
 		}
 		all = all && r.same[k]
 	}
@@ -186,20 +189,20 @@ func newRequant(qin, qout *[64]uint16) *requant {
 	return r
 }
 
-// apply requantises coefficient c at zigzag index k, rounding to nearest
-// with ties toward zero: a tie costs bits either way and zero is the
-// cheaper side.
+// apply requantises coefficient c at zigzag index k.
 func (r *requant) apply(k int, c int16) int16 {
-	if r.same[k] {
-		return c
+	a := int32(c)
+	if a < 0 {
+		a = -a
 	}
-	if a := float64(c) * r.qin[k]; a < r.zero[k] && a > -r.zero[k] {
+	if a < r.below[k] {
 		return 0
 	}
+	v := int16((uint64(a)*r.mul[k] + r.add[k]) >> 32)
 	if c < 0 {
-		return -int16((float64(-c)*r.qin[k] + r.half[k]) * r.inv[k])
+		return -v
 	}
-	return int16((float64(c)*r.qin[k] + r.half[k]) * r.inv[k])
+	return v
 }
 
 // halve0 is D·P₀·Dᵀ: the DCT of the 2:1 box-filtered samples that the first
