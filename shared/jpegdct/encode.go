@@ -2,6 +2,7 @@ package jpegdct
 
 import (
 	"encoding/binary"
+	"math/bits"
 )
 
 // Annex K tables, natural order.
@@ -201,12 +202,7 @@ func nbits(a int32) uint8 {
 	if a < 0 {
 		a = -a
 	}
-	n := uint8(0)
-	for a > 0 {
-		n++
-		a >>= 1
-	}
-	return n
+	return uint8(bits.Len32(uint32(a)))
 }
 
 // symbol packs one Huffman symbol: extra bits (≤ 16) in bits 0..15,
@@ -276,30 +272,34 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 	*pred = dc
 	freq[t][0][n]++
 	out = append(out, pack(t, 0, n, extra, n))
+	acFreq, acBase := &freq[t][1], symbol(t<<30|1<<29)
 	run := 0
 	for k := 1; k < len(blk); k++ {
 		v := blk[k]
-		if v != 0 && rq != nil {
-			v = rq.apply(k, v)
-		}
 		if v == 0 {
 			run++
 			continue
 		}
+		if rq != nil {
+			if v = rq.apply(k, v); v == 0 {
+				run++
+				continue
+			}
+		}
 		for run > 15 {
-			freq[t][1][0xF0]++
-			out = append(out, pack(t, 1, 0xF0, 0, 0))
+			acFreq[0xF0]++
+			out = append(out, acBase|0xF0<<21)
 			run -= 16
 		}
 		extra, n := magnitude(int32(v))
 		sym := byte(run<<4) | n
-		freq[t][1][sym]++
-		out = append(out, pack(t, 1, sym, extra, n))
+		acFreq[sym]++
+		out = append(out, acBase|symbol(sym)<<21|symbol(n)<<16|symbol(extra&0xFFFF))
 		run = 0
 	}
 	if run > 0 || len(blk) < 64 { // a zero tail
-		freq[t][1][0]++
-		out = append(out, pack(t, 1, 0, 0, 0)) // EOB
+		acFreq[0]++
+		out = append(out, acBase) // EOB
 	}
 	return out
 }
