@@ -584,8 +584,8 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 		if e := s.ac.fast[d.br.peek()]; e != 0 {
 			d.br.n -= uint(e & 0xFF)
 			k += int(e>>8) & 0xFF
-			if k > 63 {
-				return corrupt("coefficient index")
+			if k > se {
+				return corrupt("coefficient past the scan's band")
 			}
 			v := (e >> 16) << al
 			if v < -maxAC || v > maxAC {
@@ -612,8 +612,8 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 			continue
 		}
 		k += r
-		if k > 63 {
-			return corrupt("coefficient index")
+		if k > se {
+			return corrupt("coefficient past the scan's band")
 		}
 		v := extend(d.br.bits(sz), sz) << al
 		if v < -maxAC || v > maxAC {
@@ -663,10 +663,10 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 				}
 				k++
 			}
+			if k > se {
+				return corrupt("coefficient past the scan's band")
+			}
 			if val != 0 {
-				if k > se {
-					return corrupt("coefficient index")
-				}
 				blk[k] = val
 				*end = max(*end, uint8(k+1))
 			}
