@@ -112,7 +112,7 @@ bench-pipeline: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/bench $(BENCH_PORTS) >/dev/null || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/bench >/dev/null' EXIT; \
 	  set -a; . .stack/bench/env; set +a; \
-	  img=$$(ls -S .bench/corpus/*.jpg 2>/dev/null | awk '{a[NR]=$$0} END {if (NR) print a[int((NR+1)/2)]}'); \
+	  img=$$(ls -S $(CURDIR)/.bench/corpus/*.jpg 2>/dev/null | awk '{a[NR]=$$0} END {if (NR) print a[int((NR+1)/2)]}'); \
 	  echo "pipeline benchmark image: $${img:-testdata/images/coffee.jpg}"; \
 	  set -o pipefail; IMGPIPE_BENCH_IMAGE=$$img IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='Pipeline1000|Upload' -benchtime=1x -timeout=30m ./functions \
 	  | grep -E '^(Benchmark|ok|FAIL|---)'

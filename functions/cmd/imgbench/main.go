@@ -221,7 +221,7 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 	fmt.Printf("MP/s: total megapixels / total time of the class. out/in: output bytes / input bytes. SSIM: mean luma SSIM to the decoded input.\n\n")
 	fmt.Println("| class | files | imgpipe MP/s | stdlib MP/s | sharp MP/s | imgpipe ÷ sharp speed | imgpipe out/in | sharp out/in | imgpipe ÷ sharp bytes | SSIM imgpipe | SSIM stdlib | SSIM sharp |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
-	var tot agg
+	var tot, jpegs agg
 	for _, k := range keys {
 		a := classes[k]
 		label := k
@@ -229,15 +229,22 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 			label += fmt.Sprintf(" (%d via pixel path)", a.fallback)
 		}
 		printRow(label, a.files, a.r)
-		tot.files += a.files
-		for i := range a.r {
-			tot.r[i].mp += a.r[i].mp
-			tot.r[i].sec += a.r[i].sec
-			tot.r[i].in += a.r[i].in
-			tot.r[i].out += a.r[i].out
-			tot.r[i].ssim += a.r[i].ssim
+		add := func(t *agg) {
+			t.files += a.files
+			for i := range a.r {
+				t.r[i].mp += a.r[i].mp
+				t.r[i].sec += a.r[i].sec
+				t.r[i].in += a.r[i].in
+				t.r[i].out += a.r[i].out
+				t.r[i].ssim += a.r[i].ssim
+			}
+		}
+		add(&tot)
+		if strings.HasPrefix(k, "JPEG") {
+			add(&jpegs)
 		}
 	}
+	printRow("**all JPEG**", jpegs.files, jpegs.r)
 	printRow("**all**", tot.files, tot.r)
 	if biggest != "" {
 		fmt.Printf("\nPeak RSS compressing the largest JPEG (%s, %.1f MP) in a fresh process: imgpipe %s, stdlib pixel path %s\n",
