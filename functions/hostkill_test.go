@@ -15,9 +15,12 @@ import (
 
 // The function host is killed (SIGKILL) while a batch is in flight and
 // started again: every image still ends stored exactly once, the request
-// completes with exact counts and one completion. Not parallel: run beside
-// the load test, the Pub/Sub emulator sometimes stopped pushing the killed
-// host's subscription for minutes.
+// completes with exact counts and one completion. The host comes back at
+// once and the test runs alone: the Pub/Sub emulator retries a dead
+// endpoint without backoff (~34 pushes/s) and, after a burst of some
+// dozens of failures, stops pushing that subscription for minutes
+// (measured: 5 s down never recovered in 3 min; 2 s down failed once in
+// six runs).
 func TestFaultHostKilledMidBatch(t *testing.T) {
 	start := time.Now()
 	s := emulatortest.Suffix()
@@ -48,7 +51,6 @@ func TestFaultHostKilledMidBatch(t *testing.T) {
 	}
 	h.kill()
 	atKill := getStatus(t, id)
-	time.Sleep(2 * time.Second)
 	h.start()
 	v := awaitFinal(t, id, 180*time.Second)
 	if v.Status != batch.Completed || v.ProcessedImages != images || v.FailedImages != 0 {
@@ -58,6 +60,6 @@ func TestFaultHostKilledMidBatch(t *testing.T) {
 	if comp.HookCalls != 1 {
 		t.Errorf("hook calls %d, want 1", comp.HookCalls)
 	}
-	t.Logf("host killed with %d/%d images done, restarted 2 s later: %d processed, %d failed, one completion, in %v",
+	t.Logf("host killed with %d/%d images done, restarted at once: %d processed, %d failed, one completion, in %v",
 		atKill.ProcessedImages, images, v.ProcessedImages, v.FailedImages, time.Since(start))
 }

@@ -96,7 +96,14 @@ func Wire(ctx context.Context, w Wiring) error {
 		if p.DeadLetterTopic != "" {
 			sub.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{DeadLetterTopic: topic(p.DeadLetterTopic), MaxDeliveryAttempts: int32(p.MaxDeliveryAttempts)}
 		}
-		if _, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, sub); ignoreExists(err) != nil {
+		_, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, sub)
+		if status.Code(err) == codes.AlreadyExists {
+			// A host started again: point the subscription at it (its
+			// address may have changed).
+			err = ps.SubscriptionAdminClient.ModifyPushConfig(ctx, &pubsubpb.ModifyPushConfigRequest{
+				Subscription: sub.Name, PushConfig: sub.PushConfig})
+		}
+		if err != nil {
 			return fmt.Errorf("pubsub.CreateSubscription %s: %w", p.Subscription, err)
 		}
 	}
