@@ -212,16 +212,7 @@ func (r *requant) apply(k int, c int16) int16 {
 // y[i] = Σ_k halve0[i][k]·(x0[k] ± (-1)^k·x1[k]), + for even i, − for odd.
 // terms lists each row's nonzero entries (even rows have at most two).
 var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
-	var d [8][8]float64
-	for u := 0; u < 8; u++ {
-		cu := 0.5
-		if u == 0 {
-			cu = 0.5 / math.Sqrt2
-		}
-		for x := 0; x < 8; x++ {
-			d[u][x] = cu * math.Cos(float64((2*x+1)*u)*math.Pi/16)
-		}
-	}
+	d := &dctCos
 	// P₀: output sample n < 4 averages input samples 2n and 2n+1.
 	for i := 0; i < 8; i++ {
 		for j := 0; j < 8; j++ {
