@@ -262,6 +262,9 @@ func (w *symbolWriter) row(my int) {
 
 // blockSymbols appends one block's symbols, requantising on the way; blk
 // holds the block's coefficients up to its last nonzero one (at least DC).
+// The AC coefficients are requantised first and their nonzero ones marked
+// in a bit mask, so the symbols come from walking the set bits (zero runs
+// are distances between them) rather than branching per coefficient.
 func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, freq *[2][2][256]int64) []symbol {
 	rq := c.rq
 	dc := int32(blk[0])
@@ -272,32 +275,44 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 	*pred = dc
 	freq[t][0][n]++
 	out = append(out, pack(t, 0, n, extra, n))
-	acFreq, acBase := &freq[t][1], symbol(t<<30|1<<29)
-	run := 0
-	for k := 1; k < len(blk); k++ {
-		v := blk[k]
-		if v == 0 {
-			run++
-			continue
-		}
-		if rq != nil {
-			if v = rq.apply(k, v); v == 0 {
-				run++
-				continue
+
+	var q [64]int16
+	var mask uint64
+	if rq == nil {
+		for k := 1; k < len(blk); k++ {
+			if v := blk[k]; v != 0 {
+				q[k] = v
+				mask |= 1 << k
 			}
 		}
+	} else {
+		for k := 1; k < len(blk); k++ {
+			if v := blk[k]; v != 0 {
+				if v = rq.apply(k, v); v != 0 {
+					q[k] = v
+					mask |= 1 << k
+				}
+			}
+		}
+	}
+	acFreq, acBase := &freq[t][1], symbol(t<<30|1<<29)
+	last := 0
+	for mask != 0 {
+		k := bits.TrailingZeros64(mask)
+		mask &= mask - 1
+		run := k - last - 1
+		last = k
 		for run > 15 {
 			acFreq[0xF0]++
 			out = append(out, acBase|0xF0<<21)
 			run -= 16
 		}
-		extra, n := magnitude(int32(v))
+		extra, n := magnitude(int32(q[k]))
 		sym := byte(run<<4) | n
 		acFreq[sym]++
 		out = append(out, acBase|symbol(sym)<<21|symbol(n)<<16|symbol(extra&0xFFFF))
-		run = 0
 	}
-	if run > 0 || len(blk) < 64 { // a zero tail
+	if last < 63 { // a zero tail
 		acFreq[0]++
 		out = append(out, acBase) // EOB
 	}

@@ -231,79 +231,67 @@ var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
 	return t, terms
 }()
 
-// halvePair returns the DCT of the 2:1 box-filtered concatenation of the
-// two 8-sample signals whose DCTs are x0 and x1; entries from n on are zero
-// in both.
-func halvePair(x0, x1 *[8]float64, n int) (y [8]float64) {
-	var p, m [8]float64
-	for k := 0; k < n; k++ {
-		if k&1 == 0 {
-			p[k], m[k] = x0[k]+x1[k], x0[k]-x1[k]
-		} else {
-			p[k], m[k] = x0[k]-x1[k], x0[k]+x1[k]
-		}
-	}
-	for i := 0; i < 8; i++ {
-		v := &p
-		if i&1 == 1 {
-			v = &m
-		}
-		s := 0.0
-		for _, k := range terms[i] {
-			if k >= n {
-				break
-			}
-			s += halve0[i][k] * v[k]
-		}
-		y[i] = s
-	}
-	return y
-}
-
-// block8 is a dequantised block in natural order by rows; rows and cols
-// bound its nonzero entries.
+// block8 is a block of dequantised coefficients; rows and cols bound its
+// nonzero entries (x[r][c] is zero from r ≥ rows or c ≥ cols on).
 type block8 struct {
 	x          [8][8]float64
 	rows, cols int
 }
 
-func dequant(blk []int16, qin *[64]uint16) (b block8) {
-	for k, v := range blk {
-		if v != 0 {
-			n := zigzag[k]
-			r, c := n>>3, n&7
-			b.x[r][c] = float64(int32(v) * int32(qin[k]))
-			b.rows, b.cols = max(b.rows, r+1), max(b.cols, c+1)
+// load dequantises the zigzag block blk (nonzero only before end) into b,
+// transposed when t.
+func (b *block8) load(blk []int16, end uint8, qin *[64]uint16, t bool) {
+	clear(b.x[:b.rows]) // the rest is zero already
+	b.rows, b.cols = 0, 0
+	for k, v := range blk[:end] {
+		if v == 0 {
+			continue
 		}
+		n := zigzag[k]
+		r, c := n>>3, n&7
+		if t {
+			r, c = c, r
+		}
+		b.x[r][c] = float64(int32(v) * int32(qin[k]))
+		b.rows, b.cols = max(b.rows, r+1), max(b.cols, c+1)
 	}
-	return b
 }
 
-// halveRows halves a horizontal pair of blocks along their rows.
-func halveRows(a, b *block8) (y block8) {
-	y.rows, y.cols = max(a.rows, b.rows), 8
-	n := max(a.cols, b.cols)
-	for r := 0; r < y.rows; r++ {
-		y.x[r] = halvePair(&a.x[r], &b.x[r], n)
+// halveT halves the pair (a, b) along their rows, each row of a followed by
+// the same row of b being one 16-sample signal, and stores the result
+// transposed in y: y.x[i][r] is frequency i of row r's halved signal.
+// Halving the rows of two transposed halves (top, bottom) so gives the
+// two-dimensional result back in natural order.
+func halveT(a, b *block8, y *block8) {
+	rows := max(a.rows, b.rows)
+	for i := range y.rows {
+		clear(y.x[i][rows:max(rows, y.cols)]) // what is not overwritten
 	}
-	return y
-}
-
-// halveCols halves a vertical pair of blocks along their columns.
-func halveCols(a, b *block8) (y block8) {
-	y.rows, y.cols = 8, max(a.cols, b.cols)
-	n := max(a.rows, b.rows)
-	for c := 0; c < y.cols; c++ {
-		var ca, cb [8]float64
-		for r := 0; r < n; r++ {
-			ca[r], cb[r] = a.x[r][c], b.x[r][c]
-		}
-		col := halvePair(&ca, &cb, n)
-		for r := 0; r < 8; r++ {
-			y.x[r][c] = col[r]
+	y.rows, y.cols = 0, rows
+	if rows == 0 {
+		return
+	}
+	y.rows = 8
+	h := &halve0
+	for r := 0; r < rows; r++ {
+		x0, x1 := &a.x[r], &b.x[r]
+		// p (even output frequencies) and m (odd) as in halve0's comment
+		p0, m0 := x0[0]+x1[0], x0[0]-x1[0]
+		p1, m1 := x0[1]-x1[1], x0[1]+x1[1]
+		p2, m2 := x0[2]+x1[2], x0[2]-x1[2]
+		p3, m3 := x0[3]-x1[3], x0[3]+x1[3]
+		p5, m5 := x0[5]-x1[5], x0[5]+x1[5]
+		p6, m6 := x0[6]+x1[6], x0[6]-x1[6]
+		p7, m7 := x0[7]-x1[7], x0[7]+x1[7]
+		y.x[0][r] = h[0][0] * p0
+		y.x[2][r] = h[2][1]*p1 + h[2][7]*p7
+		y.x[4][r] = h[4][2]*p2 + h[4][6]*p6
+		y.x[6][r] = h[6][3]*p3 + h[6][5]*p5
+		for i := 1; i < 8; i += 2 {
+			hi := &h[i]
+			y.x[i][r] = hi[0]*m0 + hi[1]*m1 + hi[2]*m2 + hi[3]*m3 + hi[5]*m5 + hi[6]*m6 + hi[7]*m7
 		}
 	}
-	return y
 }
 
 // downsampler halves a chroma component horizontally (hx) and/or
@@ -315,6 +303,10 @@ type downsampler struct {
 	hx, vy bool
 	qin    [64]uint16
 	inv    [64]float64 // 1 / output step
+	// scratch blocks: up to four inputs, two halves, the result
+	in       [4]block8
+	top, bot block8
+	y        block8
 }
 
 // newDownsampled is the output component made from src by a downsampler.
@@ -328,31 +320,51 @@ func newDownsampled(src *component, hx, vy bool, qin, qout *[64]uint16, mcusX, m
 	return outComp{component: out, h: 1, v: 1, down: d}
 }
 
+// roundMagic rounds a float64 of magnitude under 2⁵¹ to the nearest
+// integer, ties to even, by adding and subtracting it (the FPU's own
+// rounding), faster than math.RoundToEven without SSE4.1.
+const roundMagic = 1.5 * (1 << 52)
+
 // row fills out's window with output block row by.
 func (d *downsampler) row(out *component, by int) {
 	out.moveWindow(by)
 	c := d.src
-	at := func(bx, by int) block8 {
-		return dequant(c.block(min(bx, c.bw-1), min(by, c.bh-1)), &d.qin)
+	load := func(b *block8, bx, by int, t bool) {
+		bx, by = min(bx, c.bw-1), min(by, c.bh-1)
+		i := c.index(bx, by)
+		b.load(c.coef[i*64:i*64+64], c.end[i], &d.qin, t)
 	}
+	in := &d.in
 	for bx := 0; bx < out.stride; bx++ {
-		var y block8
+		y, transposed := &d.y, false
 		switch {
 		case d.hx && d.vy:
-			x00, x01, x10, x11 := at(2*bx, 2*by), at(2*bx+1, 2*by), at(2*bx, 2*by+1), at(2*bx+1, 2*by+1)
-			top, bottom := halveRows(&x00, &x01), halveRows(&x10, &x11)
-			y = halveCols(&top, &bottom)
+			load(&in[0], 2*bx, 2*by, false)
+			load(&in[1], 2*bx+1, 2*by, false)
+			load(&in[2], 2*bx, 2*by+1, false)
+			load(&in[3], 2*bx+1, 2*by+1, false)
+			halveT(&in[0], &in[1], &d.top)
+			halveT(&in[2], &in[3], &d.bot)
+			halveT(&d.top, &d.bot, y)
 		case d.hx:
-			x0, x1 := at(2*bx, by), at(2*bx+1, by)
-			y = halveRows(&x0, &x1)
+			load(&in[0], 2*bx, by, false)
+			load(&in[1], 2*bx+1, by, false)
+			halveT(&in[0], &in[1], y)
+			transposed = true
 		default:
-			x0, x1 := at(bx, 2*by), at(bx, 2*by+1)
-			y = halveCols(&x0, &x1)
+			load(&in[0], bx, 2*by, true)
+			load(&in[1], bx, 2*by+1, true)
+			halveT(&in[0], &in[1], y)
 		}
 		ob, end := out.block(bx, by), &out.end[out.index(bx, by)]
 		for k := 0; k < 64; k++ {
 			n := zigzag[k]
-			if ob[k] = int16(math.RoundToEven(y.x[n>>3][n&7] * d.inv[k])); ob[k] != 0 {
+			r, col := n>>3, n&7
+			if transposed {
+				r, col = col, r
+			}
+			v := (y.x[r][col]*d.inv[k] + roundMagic) - roundMagic
+			if ob[k] = int16(v); ob[k] != 0 {
 				*end = uint8(k + 1)
 			}
 		}
