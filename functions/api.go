@@ -138,26 +138,33 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, d.limits.MaxBytes)
-	sub, err := readSubmission(r, d.limits)
+	// The products are stored as the body is read; a refused upload's are
+	// deleted again.
+	st := d.svc.NewUpload(r.Context())
+	sub, err := readSubmission(r, d.limits, st.Add)
 	if err != nil {
+		st.Discard(r.Context())
 		writeError(w, err)
 		return
 	}
 	key := caller(r)
 	if key.MaxInFlight > 0 {
+		total := st.Images() + sub.TotalImages()
 		n, err := d.store.InFlightImages(r.Context(), key.ID)
 		if err != nil {
+			st.Discard(r.Context())
 			writeError(w, err)
 			return
 		}
-		if n+sub.TotalImages() > key.MaxInFlight {
+		if n+total > key.MaxInFlight {
+			st.Discard(r.Context())
 			writeError(w, &fault.Error{Kind: fault.RateLimited, RetryAfter: 30 * time.Second, Message: fmt.Sprintf(
-				"this API key has %d images in flight; %d more would pass its cap of %d: retry when requests finish", n, sub.TotalImages(), key.MaxInFlight)})
+				"this API key has %d images in flight; %d more would pass its cap of %d: retry when requests finish", n, total, key.MaxInFlight)})
 			return
 		}
 	}
 	base := baseURL(r, d.cfg.PublicURL)
-	req, err := d.svc.Submit(r.Context(), sub, key.ID, base)
+	req, err := d.svc.Submit(r.Context(), st, sub, key.ID, base)
 	if err != nil {
 		writeErrorFor(w, err, req.ID)
 		return
@@ -168,7 +175,9 @@ func upload(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func readSubmission(r *http.Request, lim batch.Limits) (batch.Submission, error) {
+// readSubmission reads an upload's options and products: a CSV's products
+// go to add as they are parsed; a JSON body's come back in Products.
+func readSubmission(r *http.Request, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
 	ct, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil && r.Header.Get("Content-Type") != "" {
 		return batch.Submission{}, fault.New(fault.Unsupported, "", "invalid Content-Type %q", r.Header.Get("Content-Type"))
@@ -177,9 +186,9 @@ func readSubmission(r *http.Request, lim batch.Limits) (batch.Submission, error)
 	case "application/json":
 		return batch.ParseJSON(r.Body, lim)
 	case "text/csv", "application/csv", "text/plain":
-		return csvSubmission(r.Body, r.URL.Query().Get("webhookUrl"), r.URL.Query().Get("quality"), lim)
+		return csvSubmission(r.Body, r.URL.Query().Get("webhookUrl"), r.URL.Query().Get("quality"), lim, add)
 	case "multipart/form-data":
-		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim)
+		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim, add)
 	default:
 		return batch.Submission{}, fault.New(fault.Unsupported, "",
 			"Content-Type %q is not accepted: send multipart/form-data with the file in field \"csv\", text/csv, or application/json", ct)
@@ -202,22 +211,20 @@ func options(webhookURL, quality string) (int, error) {
 	return q, nil
 }
 
-func csvSubmission(body io.Reader, webhookURL, quality string, lim batch.Limits) (batch.Submission, error) {
+func csvSubmission(body io.Reader, webhookURL, quality string, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
 	q, err := options(webhookURL, quality)
 	if err != nil {
 		return batch.Submission{}, err
 	}
-	products, err := batch.ParseCSV(body, lim)
-	if err != nil {
+	if err := batch.ParseCSVTo(body, lim, add); err != nil {
 		return batch.Submission{}, err
 	}
-	return batch.Submission{Products: products, WebhookURL: webhookURL, Quality: q}, nil
+	return batch.Submission{WebhookURL: webhookURL, Quality: q}, nil
 }
 
 // multipartSubmission streams the parts: the CSV is parsed as it arrives;
 // option fields may come before or after it.
-func multipartSubmission(mr *multipart.Reader, lim batch.Limits) (batch.Submission, error) {
-	var products []batch.Product
+func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
 	var sawCSV bool
 	fields := map[string]string{}
 	for {
@@ -238,7 +245,7 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits) (batch.Submissi
 				return batch.Submission{}, fault.New(fault.Invalid, "", `more than one "csv" part`)
 			}
 			sawCSV = true
-			if products, err = batch.ParseCSV(part, lim); err != nil {
+			if err := batch.ParseCSVTo(part, lim, add); err != nil {
 				return batch.Submission{}, err
 			}
 		case "webhookUrl", "quality":
@@ -258,7 +265,7 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits) (batch.Submissi
 	if err != nil {
 		return batch.Submission{}, err
 	}
-	return batch.Submission{Products: products, WebhookURL: fields["webhookUrl"], Quality: q}, nil
+	return batch.Submission{WebhookURL: fields["webhookUrl"], Quality: q}, nil
 }
 
 func status(w http.ResponseWriter, r *http.Request) {

@@ -42,9 +42,13 @@ func FuzzUpload(f *testing.F) {
 		r.URL.RawQuery = query
 		r.Header.Set("Content-Type", ctype)
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, lim.MaxBytes)
-		sub, err := readSubmission(r, lim)
+		var streamed []batch.Product
+		sub, err := readSubmission(r, lim, func(p batch.Product) error {
+			streamed = append(streamed, p)
+			return nil
+		})
 		if err == nil {
-			if len(sub.Products) == 0 || sub.Quality < 1 || sub.Quality > 100 || batch.CheckWebhookURL(sub.WebhookURL) != nil {
+			if len(sub.Products)+len(streamed) == 0 || len(sub.Products) > 0 && len(streamed) > 0 || sub.Quality < 1 || sub.Quality > 100 || batch.CheckWebhookURL(sub.WebhookURL) != nil {
 				t.Fatalf("accepted %+v", sub)
 			}
 			return

@@ -92,15 +92,31 @@ func stripBOM(r io.Reader) io.Reader {
 // URLs comma-separated in one cell. Blank lines are skipped; a BOM and CRLF
 // line ends are accepted. Every problem is reported, by line and column.
 func ParseCSV(r io.Reader, lim Limits) ([]Product, error) {
+	var products []Product
+	err := ParseCSVTo(r, lim, func(p Product) error {
+		products = append(products, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return products, nil
+}
+
+// ParseCSVTo is ParseCSV handing each valid product to add as soon as its
+// row is read, so no more than a row is held. After the first problem it
+// stops handing products over (the upload will be refused) but reads on
+// to report every problem. An error from add ends the parse with it.
+func ParseCSVTo(r io.Reader, lim Limits, add func(Product) error) error {
 	cr := csv.NewReader(stripBOM(r))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil, fault.New(fault.Invalid, "", "the CSV is empty: expected a header row with %s, %s, %s", ColSerial, ColName, ColURLs)
+		return fault.New(fault.Invalid, "", "the CSV is empty: expected a header row with %s, %s, %s", ColSerial, ColName, ColURLs)
 	}
 	if err != nil {
-		return nil, csvError(err)
+		return csvError(err)
 	}
 	cols := map[string]int{normalizeHeader(ColSerial): -1, normalizeHeader(ColName): -1, normalizeHeader(ColURLs): -1}
 	seen := map[string]bool{}
@@ -127,19 +143,19 @@ func ParseCSV(r io.Reader, lim Limits) ([]Product, error) {
 		probs.add("line 1: the header lacks the column %s (found: %s)", strings.Join(missing, ", "), quoteAll(header))
 	}
 	if err := probs.err(); err != nil {
-		return nil, err
+		return err
 	}
 	iSerial, iName, iURLs := cols[normalizeHeader(ColSerial)], cols[normalizeHeader(ColName)], cols[normalizeHeader(ColURLs)]
 
-	v := newValidator(lim, &probs)
-	var products []Product
+	v := newValidator(lim, &probs, "line %d")
+	rows := 0
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, csvError(err)
+			return csvError(err)
 		}
 		line, _ := cr.FieldPos(0)
 		if allBlank(rec) {
@@ -155,24 +171,29 @@ func ParseCSV(r io.Reader, lim Limits) ([]Product, error) {
 			}
 			return ""
 		}
-		if len(products) >= lim.MaxRows {
-			return nil, fault.New(fault.TooLarge, "", "line %d: more than %d product rows (the limit per request)", line, lim.MaxRows)
+		if rows >= lim.MaxRows {
+			return fault.New(fault.TooLarge, "", "line %d: more than %d product rows (the limit per request)", line, lim.MaxRows)
 		}
-		p, ok := v.product(fmt.Sprintf("line %d", line), field(iSerial), field(iName), splitURLs(field(iURLs)))
+		p, ok := v.product(line, field(iSerial), field(iName), splitURLs(field(iURLs)))
 		if ok {
-			products = append(products, p)
+			rows++
+			if len(probs.list)+probs.dropped == 0 {
+				if err := add(p); err != nil {
+					return err
+				}
+			}
 		}
 		if v.images > lim.MaxImages {
-			return nil, fault.New(fault.TooLarge, "", "line %d: more than %d image URLs in the request (the limit)", line, lim.MaxImages)
+			return fault.New(fault.TooLarge, "", "line %d: more than %d image URLs in the request (the limit)", line, lim.MaxImages)
 		}
 	}
 	if err := probs.err(); err != nil {
-		return nil, err
+		return err
 	}
-	if len(products) == 0 {
-		return nil, fault.New(fault.Invalid, "", "the CSV has a header but no product rows")
+	if rows == 0 {
+		return fault.New(fault.Invalid, "", "the CSV has a header but no product rows")
 	}
-	return products, nil
+	return nil
 }
 
 func csvError(err error) error {
@@ -255,7 +276,7 @@ func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 		return Submission{}, fault.New(fault.TooLarge, "", "%d products: more than %d (the limit per request)", len(in.Products), lim.MaxRows)
 	}
 	probs := problems{max: lim.MaxProblemsShow}
-	v := newValidator(lim, &probs)
+	v := newValidator(lim, &probs, "products[%d]")
 	sub := Submission{Products: make([]Product, 0, len(in.Products))}
 	for i, jp := range in.Products {
 		where := fmt.Sprintf("products[%d]", i)
@@ -268,7 +289,7 @@ func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 		if len(urls) == 0 {
 			urls = jp.InputURLs2
 		}
-		if p, ok := v.product(where, serial, jp.ProductName, urls); ok {
+		if p, ok := v.product(i, serial, jp.ProductName, urls); ok {
 			sub.Products = append(sub.Products, p)
 		}
 		if v.images > lim.MaxImages {
@@ -327,17 +348,22 @@ func CheckWebhookURL(s string) error {
 
 // validator checks products one by one, remembering serial numbers.
 type validator struct {
-	lim     Limits
-	probs   *problems
-	serials map[string]string // serial → where first seen
+	lim   Limits
+	probs *problems
+	// serials maps each serial number (a copy: a CSV field shares its
+	// row's memory) to where it was first seen.
+	serials map[string]int
+	at      string // formats a position: "line %d", "products[%d]"
 	images  int
 }
 
-func newValidator(lim Limits, p *problems) *validator {
-	return &validator{lim: lim, probs: p, serials: map[string]string{}}
+func newValidator(lim Limits, p *problems, at string) *validator {
+	return &validator{lim: lim, probs: p, serials: map[string]int{}, at: at}
 }
 
-func (v *validator) product(where, serial, name string, urls []string) (Product, bool) {
+// product validates the product at position pos (a line or an index).
+func (v *validator) product(pos int, serial, name string, urls []string) (Product, bool) {
+	where := fmt.Sprintf(v.at, pos)
 	ok := true
 	bad := func(col, format string, args ...any) {
 		v.probs.add("%s, column %q: %s", where, col, fmt.Sprintf(format, args...))
@@ -353,9 +379,9 @@ func (v *validator) product(where, serial, name string, urls []string) (Product,
 		bad(ColSerial, "is not valid UTF-8")
 	default:
 		if first, dup := v.serials[serial]; dup {
-			bad(ColSerial, "%q is a duplicate of %s", serial, first)
+			bad(ColSerial, "%q is a duplicate of %s", serial, fmt.Sprintf(v.at, first))
 		} else {
-			v.serials[serial] = where
+			v.serials[strings.Clone(serial)] = pos
 		}
 	}
 	switch {

@@ -23,6 +23,7 @@ import (
 // Store is what the pipeline keeps in Firestore.
 type Store interface {
 	CreateRequest(ctx context.Context, r store.Request, products []batch.Product) (store.Request, error)
+	Stage(ctx context.Context, id string) *store.Staging
 	GetRequest(ctx context.Context, id string) (store.Request, error)
 	Products(ctx context.Context, r store.Request, from, to int) ([]batch.Product, error)
 	Results(ctx context.Context, id string, first int, products []batch.Product) (map[batch.ImageRef]batch.ImageResult, error)
@@ -102,34 +103,98 @@ func NewRequestID() string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }
 
-// Submit records a validated submission and publishes one message per image.
-// The request and its products are stored before the first publish. Images
-// whose messages cannot be published are recorded as failed
-// (publish_failed), so the request still finishes with exact counts, and
-// the caller gets a transient error naming how many.
-func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner, baseURL string) (store.Request, error) {
-	r := store.Request{
-		BaseURL:     baseURL,
-		ID:          NewRequestID(),
-		TotalImages: sub.TotalImages(),
-		Quality:     sub.Quality,
-		WebhookURL:  sub.WebhookURL,
-		Owner:       owner,
+// NewUpload starts an upload under a new request ID: its products are
+// stored as they are read (Staging.Add), then Submit commits them.
+func (s *Service) NewUpload(ctx context.Context) *store.Staging {
+	return s.Store.Stage(ctx, NewRequestID())
+}
+
+// Submit commits a validated upload whose products st holds (sub gives its
+// options; sub.Products, when set, are added first) and publishes one
+// message per image, reading the products back a chunk at a time, so
+// memory does not grow with the upload. The request and its products are
+// stored before the first publish. Images whose messages cannot be
+// published are recorded as failed (publish_failed), so the request still
+// finishes with exact counts, and the caller gets a transient error naming
+// how many.
+func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submission, owner, baseURL string) (store.Request, error) {
+	for _, p := range sub.Products {
+		if err := st.Add(p); err != nil {
+			st.Discard(ctx)
+			return store.Request{ID: st.ID()}, err
+		}
 	}
-	r, err := s.Store.CreateRequest(ctx, r, sub.Products)
+	r, err := st.Commit(ctx, store.Request{BaseURL: baseURL, Quality: sub.Quality, WebhookURL: sub.WebhookURL, Owner: owner})
 	if err != nil {
 		return r, err
 	}
-	first := store.FirstImageIndex(sub.Products)
-	msgs := make([]queue.ImageMessage, 0, r.TotalImages)
-	for pi, p := range sub.Products {
-		for ui, u := range p.InputURLs {
-			ref := batch.ImageRef{Product: pi, URL: ui}
-			msgs = append(msgs, queue.ImageMessage{RequestID: r.ID, Image: ref, URL: u, Quality: r.Quality, Shard: store.ShardOf(ref, first, r.Shards)})
+	urls := st.URLCounts()
+	var unsent []queue.ImageMessage // only refs and shards are kept
+	var lastErr error
+	image := 0 // running index of the chunk's first image
+	for ci, start := range r.ChunkStarts {
+		end := r.ProductCount
+		if ci+1 < len(r.ChunkStarts) {
+			end = r.ChunkStarts[ci+1]
+		}
+		var products []batch.Product
+		err := retryTransient(ctx, func() (err error) {
+			products, err = s.Store.Products(ctx, r, start, end)
+			return err
+		})
+		if err == nil && len(products) != end-start {
+			err = fmt.Errorf("store.Products: %d products of [%d, %d)", len(products), start, end)
+		}
+		var msgs []queue.ImageMessage
+		for pi := start; pi < end; pi++ {
+			for ui := range int(urls[pi]) {
+				ref := batch.ImageRef{Product: pi, URL: ui}
+				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: image % r.Shards}
+				image++
+				if err != nil {
+					unsent = append(unsent, m)
+					continue
+				}
+				m.URL = products[pi-start].InputURLs[ui]
+				msgs = append(msgs, m)
+			}
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		failed, err := s.publish(ctx, msgs)
+		if err != nil {
+			lastErr = err
+		}
+		for _, m := range failed {
+			m.URL = ""
+			unsent = append(unsent, m)
 		}
 	}
+	if len(unsent) == 0 {
+		s.Log.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
+		return r, nil
+	}
+	// Never leave the request waiting for messages that do not exist.
+	for _, m := range unsent {
+		res := batch.ImageResult{State: batch.ImageFailed, Reason: "publish_failed", Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
+		if _, err := s.Store.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
+			return r, err
+		}
+		if err := s.checkCompletion(ctx, m); err != nil {
+			return r, err
+		}
+	}
+	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", len(unsent), "error", fmt.Sprint(lastErr))
+	return r, fault.Wrap(fault.Transient, "publish_failed", lastErr,
+		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, len(unsent), r.TotalImages)
+}
+
+// publish publishes msgs in up to three rounds and returns those that
+// still failed, with the last error.
+func (s *Service) publish(ctx context.Context, msgs []queue.ImageMessage) (unsent []queue.ImageMessage, lastErr error) {
 	pending := msgs
-	var lastErr error
 	for round := 0; round < 3 && len(pending) > 0; round++ {
 		if round > 0 {
 			time.Sleep(time.Duration(round) * 500 * time.Millisecond)
@@ -142,23 +207,7 @@ func (s *Service) Submit(ctx context.Context, sub batch.Submission, owner, baseU
 		}
 		pending = next
 	}
-	if len(pending) == 0 {
-		s.Log.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
-		return r, nil
-	}
-	// Never leave the request waiting for messages that do not exist.
-	for _, m := range pending {
-		res := batch.ImageResult{State: batch.ImageFailed, Reason: "publish_failed", Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
-		if _, err := s.Store.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
-			return r, err
-		}
-		if err := s.checkCompletion(ctx, m); err != nil {
-			return r, err
-		}
-	}
-	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", len(pending), "error", fmt.Sprint(lastErr))
-	return r, fault.Wrap(fault.Transient, "publish_failed", lastErr,
-		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, len(pending), r.TotalImages)
+	return pending, lastErr
 }
 
 // Compress handles one delivery of an image message. It returns an error

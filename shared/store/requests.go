@@ -112,71 +112,17 @@ func (s *Store) req(id string) *firestore.DocumentRef { return s.fs.Collection(c
 
 // CreateRequest records a request and its products before any image is
 // published: chunks and shards first, the request document last, so a
-// request that exists is complete.
+// request that exists is complete. (Uploads stage their products as they
+// are read instead; see Stage.)
 func (s *Store) CreateRequest(ctx context.Context, r Request, products []batch.Product) (Request, error) {
-	r.ProductCount = len(products)
-	r.Shards = ShardCount(r.TotalImages)
-	r.Status = batch.Pending
-	ref := s.req(r.ID)
-
-	// Chunks: bounded in count and bytes.
-	var chunks []chunk
-	size := 0
-	for i, p := range products {
-		ps := len(p.SerialNumber) + len(p.ProductName) + 64
-		for _, u := range p.InputURLs {
-			ps += len(u) + 8
-		}
-		if len(chunks) == 0 || len(chunks[len(chunks)-1].Products) >= chunkMaxProducts || size+ps > chunkMaxBytes {
-			chunks = append(chunks, chunk{Start: i})
-			size = 0
-		}
-		c := &chunks[len(chunks)-1]
-		c.Products = append(c.Products, p)
-		size += ps
-	}
-	r.ChunkStarts = make([]int, len(chunks))
-	for i, c := range chunks {
-		r.ChunkStarts[i] = c.Start
-	}
-	expected := make([]int, r.Shards)
-	first := FirstImageIndex(products)
-	for pi, p := range products {
-		for ui := range p.InputURLs {
-			expected[ShardOf(batch.ImageRef{Product: pi, URL: ui}, first, r.Shards)]++
+	st := s.Stage(ctx, r.ID)
+	for _, p := range products {
+		if err := st.Add(p); err != nil {
+			st.Discard(ctx)
+			return r, err
 		}
 	}
-
-	bw := s.fs.BulkWriter(ctx)
-	var jobs []*firestore.BulkWriterJob
-	for _, c := range chunks {
-		j, err := bw.Set(ref.Collection(colChunks).Doc(chunkID(c.Start)), c)
-		if err != nil {
-			bw.End()
-			return r, fmt.Errorf("firestore.BulkWriter.Set: %w", err)
-		}
-		jobs = append(jobs, j)
-	}
-	now := time.Now().UTC()
-	for i, e := range expected {
-		j, err := bw.Set(ref.Collection(colShards).Doc(shardID(i)), shard{Expected: e, UpdatedAt: now})
-		if err != nil {
-			bw.End()
-			return r, fmt.Errorf("firestore.BulkWriter.Set: %w", err)
-		}
-		jobs = append(jobs, j)
-	}
-	bw.End()
-	for _, j := range jobs {
-		if _, err := j.Results(); err != nil {
-			return r, fault.Wrap(fault.Transient, "", err, "storing the request's products")
-		}
-	}
-	r.CreatedAt = now
-	if _, err := ref.Create(ctx, r); err != nil {
-		return r, fault.Wrap(fault.Transient, "", err, "storing the request")
-	}
-	return r, nil
+	return st.Commit(ctx, r)
 }
 
 // GetRequest reads a request's top document.

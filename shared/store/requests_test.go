@@ -167,3 +167,32 @@ func TestFinishImageCountsOnceUnderDuplicates(t *testing.T) {
 		t.Errorf("completed request %+v", got)
 	}
 }
+
+// An upload refused after its products began to be staged leaves nothing:
+// no request document and none of the chunks already written.
+func TestStageDiscardLeavesNothing(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	stg := st.Stage(ctx, "discard-"+emulatortest.Suffix())
+	for _, p := range products(2500, 1) { // two chunks go out while adding
+		if err := stg.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stg.Products() != 2500 || stg.Images() != 2500 {
+		t.Fatalf("staged %d products, %d images", stg.Products(), stg.Images())
+	}
+	stg.Discard(ctx)
+	req := st.Firestore().Collection("requests").Doc(stg.ID())
+	left, err := req.Collection("chunks").Documents(ctx).GetAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d chunks left after Discard", len(left))
+	}
+	if _, err := st.GetRequest(ctx, stg.ID()); fault.KindOf(err) != fault.NotFound {
+		t.Errorf("request after Discard: %v", err)
+	}
+}
