@@ -528,12 +528,21 @@ func fetch(t *testing.T, u string) []byte {
 
 func TestAPIErrors(t *testing.T) {
 	t.Parallel()
+	// A problem after 2,500 good rows: two chunks are stored by then, and
+	// the upload is still refused whole.
+	var late strings.Builder
+	late.WriteString("Serial Number,Product Name,Input Image URLs\n")
+	for i := range 2500 {
+		fmt.Fprintf(&late, "S%d,Product %d,http://x.example/%d.jpg\n", i, i, i)
+	}
+	late.WriteString("S7,Again,http://x.example/again.jpg\n")
 	tests := []struct {
 		name, ctype, body string
 		status            int
 		want              string
 	}{
 		{"csv problems", "text/csv", "Serial Number,Product Name,Input Image URLs\n1,,ftp://x\n", 400, `line 2, column \"Product Name\": is empty`},
+		{"late problem", "text/csv", late.String(), 400, `line 2502, column \"Serial Number\": \"S7\" is a duplicate of line 9`},
 		{"json problems", "application/json", `{"products":[]}`, 400, `\"products\" is missing or empty`},
 		{"wrong type", "image/png", "x", 415, `is not accepted`},
 		{"bad quality", "text/csv", "Serial Number,Product Name,Input Image URLs\n1,a,http://x.example/a.jpg\n", 400, `quality: \"abc\" is not a whole number`},
