@@ -626,11 +626,17 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 }
 
 func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al uint) error {
-	p1, m1 := int16(1)<<al, int16(-1)<<al
+	blk = blk[:64:64]
+	if se > 63 || ss < 1 {
+		return corrupt("refinement band %d..%d", ss, se)
+	}
+	p1 := int16(1) << al
+	br := &d.br
+	e := int(*end)
 	k := ss
 	if d.eobrun == 0 {
 		for ; k <= se; k++ {
-			rs, err := d.br.decode(s.ac)
+			rs, err := br.decode(s.ac)
 			if err != nil {
 				return err
 			}
@@ -640,21 +646,29 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 				if sz != 1 {
 					return corrupt("refinement magnitude")
 				}
-				if d.br.bit() {
+				if br.bit() {
 					val = p1
 				} else {
-					val = m1
+					val = -p1
 				}
 			} else if r != 15 {
 				d.eobrun = 1 << r
 				if r > 0 {
-					d.eobrun += d.br.bits(uint(r))
+					d.eobrun += br.bits(uint(r))
 				}
 				break
 			}
+			// Refine nonzero coefficients on the way to the r+1-th zero.
+			acc, n := br.acc, br.n
 			for k <= se {
-				if blk[k] != 0 {
-					d.refine(&blk[k], p1)
+				if c := blk[k&63]; c != 0 {
+					if n == 0 {
+						br.n = 0
+						br.fill()
+						acc, n = br.acc, br.n
+					}
+					n--
+					blk[k&63] = refined(c, p1, int16(acc>>n)&1)
 				} else {
 					if r == 0 {
 						break
@@ -663,40 +677,45 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 				}
 				k++
 			}
+			br.acc, br.n = acc, n
 			if k > se {
 				return corrupt("coefficient past the scan's band")
 			}
 			if val != 0 {
-				blk[k] = val
-				*end = max(*end, uint8(k+1))
+				blk[k&63] = val
+				e = max(e, k+1)
 			}
 		}
 	}
 	if d.eobrun > 0 {
 		// Only nonzero coefficients get correction bits, and none lie
 		// past the block's extent.
-		for last := min(se, int(*end)-1); k <= last; k++ {
-			if blk[k] != 0 {
-				d.refine(&blk[k], p1)
+		acc, n := br.acc, br.n
+		for last := min(se, e-1); k <= last; k++ {
+			if c := blk[k&63]; c != 0 {
+				if n == 0 {
+					br.n = 0
+					br.fill()
+					acc, n = br.acc, br.n
+				}
+				n--
+				blk[k&63] = refined(c, p1, int16(acc>>n)&1)
 			}
 		}
+		br.acc, br.n = acc, n
 		d.eobrun--
 	}
+	*end = uint8(e)
 	return nil
 }
 
-// refine reads a nonzero coefficient's correction bit: 1 adds p1 to its
-// magnitude (once). Branch-free but for the refill: correction bits are as
-// good as random, so a branch on them mispredicts half the time.
-func (d *decoder) refine(c *int16, p1 int16) {
-	br := &d.br
-	if br.n == 0 {
-		br.fill()
+// refined is nonzero coefficient c after its correction bit: 1 adds p1 to
+// its magnitude (once). Branch-free: correction bits are as good as
+// random, so a branch on them mispredicts half the time.
+func refined(c, p1, bit int16) int16 {
+	if c&p1 != 0 { // (never, in a well-formed stream)
+		return c
 	}
-	br.n--
-	bit := int16(br.acc>>br.n) & 1
-	if v := *c; v&p1 == 0 { // (always, in a well-formed stream)
-		sign := v >> 15 // 0 or -1
-		*c = v + ((p1^sign)-sign)&-bit
-	}
+	sign := c >> 15 // 0 or -1
+	return c + ((p1^sign)-sign)&-bit
 }

@@ -234,38 +234,45 @@ var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
 // block8 is a block of dequantised coefficients; rows and cols bound its
 // nonzero entries (x[r][c] is zero from r ≥ rows or c ≥ cols on).
 type block8 struct {
-	x          [8][8]float64
+	x          [64]float64 // row-major
 	rows, cols int
 }
 
 // load dequantises the zigzag block blk (nonzero only before end) into b,
-// transposed when t.
-func (b *block8) load(blk []int16, end uint8, qin *[64]uint16, t bool) {
-	clear(b.x[:b.rows]) // the rest is zero already
-	b.rows, b.cols = 0, 0
-	for k, v := range blk[:end] {
-		if v == 0 {
-			continue
-		}
-		n := zigzag[k]
-		r, c := n>>3, n&7
-		if t {
-			r, c = c, r
-		}
-		b.x[r][c] = float64(int32(v) * int32(qin[k]))
-		b.rows, b.cols = max(b.rows, r+1), max(b.cols, c+1)
+// transposed when t, with qf the input steps as floats.
+func (b *block8) load(blk []int16, end uint8, qf *[64]float64, t bool) {
+	clear(b.x[:8*b.rows]) // the rest is zero already
+	pos, rows, cols := &natural, &prefixRows, &prefixCols
+	if t {
+		pos, rows, cols = &transposed, &prefixCols, &prefixRows
 	}
+	for k, v := range blk[:end] {
+		b.x[pos[k]] = float64(v) * qf[k]
+	}
+	b.rows, b.cols = int(rows[end]), int(cols[end])
 }
+
+// natural and transposed map zigzag indexes to row-major positions in a
+// block and in its transpose; prefixRows[n] and prefixCols[n] bound the
+// rows and columns that the first n zigzag positions reach.
+var natural, transposed, prefixRows, prefixCols = func() (nat, tr, pr, pc [65]uint8) {
+	for k := range 64 {
+		n := zigzag[k]
+		nat[k], tr[k] = uint8(n), uint8(n&7*8+n>>3)
+		pr[k+1], pc[k+1] = max(pr[k], uint8(n>>3+1)), max(pc[k], uint8(n&7+1))
+	}
+	return
+}()
 
 // halveT halves the pair (a, b) along their rows, each row of a followed by
 // the same row of b being one 16-sample signal, and stores the result
-// transposed in y: y.x[i][r] is frequency i of row r's halved signal.
+// transposed in y: y.x[8i+r] is frequency i of row r's halved signal.
 // Halving the rows of two transposed halves (top, bottom) so gives the
 // two-dimensional result back in natural order.
 func halveT(a, b *block8, y *block8) {
 	rows := max(a.rows, b.rows)
 	for i := range y.rows {
-		clear(y.x[i][rows:max(rows, y.cols)]) // what is not overwritten
+		clear(y.x[8*i+rows : 8*i+max(rows, y.cols)]) // what is not overwritten
 	}
 	y.rows, y.cols = 0, rows
 	if rows == 0 {
@@ -274,7 +281,7 @@ func halveT(a, b *block8, y *block8) {
 	y.rows = 8
 	h := &halve0
 	for r := 0; r < rows; r++ {
-		x0, x1 := &a.x[r], &b.x[r]
+		x0, x1 := (*[8]float64)(a.x[8*r:]), (*[8]float64)(b.x[8*r:])
 		// p (even output frequencies) and m (odd) as in halve0's comment
 		p0, m0 := x0[0]+x1[0], x0[0]-x1[0]
 		p1, m1 := x0[1]-x1[1], x0[1]+x1[1]
@@ -283,13 +290,13 @@ func halveT(a, b *block8, y *block8) {
 		p5, m5 := x0[5]-x1[5], x0[5]+x1[5]
 		p6, m6 := x0[6]+x1[6], x0[6]-x1[6]
 		p7, m7 := x0[7]-x1[7], x0[7]+x1[7]
-		y.x[0][r] = h[0][0] * p0
-		y.x[2][r] = h[2][1]*p1 + h[2][7]*p7
-		y.x[4][r] = h[4][2]*p2 + h[4][6]*p6
-		y.x[6][r] = h[6][3]*p3 + h[6][5]*p5
+		y.x[0+r] = h[0][0] * p0
+		y.x[16+r] = h[2][1]*p1 + h[2][7]*p7
+		y.x[32+r] = h[4][2]*p2 + h[4][6]*p6
+		y.x[48+r] = h[6][3]*p3 + h[6][5]*p5
 		for i := 1; i < 8; i += 2 {
 			hi := &h[i]
-			y.x[i][r] = hi[0]*m0 + hi[1]*m1 + hi[2]*m2 + hi[3]*m3 + hi[5]*m5 + hi[6]*m6 + hi[7]*m7
+			y.x[8*i+r] = hi[0]*m0 + hi[1]*m1 + hi[2]*m2 + hi[3]*m3 + hi[5]*m5 + hi[6]*m6 + hi[7]*m7
 		}
 	}
 }
@@ -301,7 +308,7 @@ func halveT(a, b *block8, y *block8) {
 type downsampler struct {
 	src    *component
 	hx, vy bool
-	qin    [64]uint16
+	qf     [64]float64 // input steps
 	inv    [64]float64 // 1 / output step
 	// scratch blocks: up to four inputs, two halves, the result
 	in       [4]block8
@@ -313,9 +320,9 @@ type downsampler struct {
 func newDownsampled(src *component, hx, vy bool, qin, qout *[64]uint16, mcusX, mcusY int) outComp {
 	out := &component{id: src.id, tq: 1, h: 1, v: 1, bw: mcusX, bh: mcusY, stride: mcusX, rows: mcusY}
 	out.alloc(1)
-	d := &downsampler{src: src, hx: hx, vy: vy, qin: *qin}
+	d := &downsampler{src: src, hx: hx, vy: vy}
 	for k := range d.inv {
-		d.inv[k] = 1 / float64(qout[k])
+		d.qf[k], d.inv[k] = float64(qin[k]), 1/float64(qout[k])
 	}
 	return outComp{component: out, h: 1, v: 1, down: d}
 }
@@ -332,7 +339,7 @@ func (d *downsampler) row(out *component, by int) {
 	load := func(b *block8, bx, by int, t bool) {
 		bx, by = min(bx, c.bw-1), min(by, c.bh-1)
 		i := c.index(bx, by)
-		b.load(c.coef[i*64:i*64+64], c.end[i], &d.qin, t)
+		b.load(c.coef[i*64:i*64+64], c.end[i], &d.qf, t)
 	}
 	in := &d.in
 	for bx := 0; bx < out.stride; bx++ {
@@ -363,7 +370,7 @@ func (d *downsampler) row(out *component, by int) {
 			if transposed {
 				r, col = col, r
 			}
-			v := (y.x[r][col]*d.inv[k] + roundMagic) - roundMagic
+			v := (y.x[8*r+col]*d.inv[k] + roundMagic) - roundMagic
 			if ob[k] = int16(v); ob[k] != 0 {
 				*end = uint8(k + 1)
 			}
