@@ -286,13 +286,20 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 			}
 		}
 	} else {
+		var marg uint64 // marginal ±1s
 		for k := 1; k < len(blk); k++ {
 			if v := blk[k]; v != 0 {
-				if v = rq.apply(k, v); v != 0 {
-					q[k] = v
+				if w := rq.apply(k, v); w != 0 {
+					q[k] = w
 					mask |= 1 << k
+					if (w == 1 || w == -1) && int32(v)*int32(v) < rq.marginal[k]*rq.marginal[k] {
+						marg |= 1 << k
+					}
 				}
 			}
+		}
+		if marg != 0 && bits.OnesCount64(mask) <= sparseBlock {
+			mask &^= marg
 		}
 	}
 	acFreq, acBase := &freq[t][1], symbol(t<<30|1<<29)
