@@ -25,6 +25,7 @@ func EncodeRGBA(img *image.RGBA, quality int) []byte {
 	y, cb, cr := mk(1, 2), mk(2, 1), mk(3, 1)
 	f.comps = []outComp{{component: y, h: 2, v: 2}, {component: cb, h: 1, v: 1}, {component: cr, h: 1, v: 1}}
 	sw := newSymbolWriter(f)
+	lq, cq := newDivisors(&f.qt[0]), newDivisors(&f.qt[1])
 	var lum, cbs, crs [16][16]float64
 	for my := 0; my < f.mcusY; my++ {
 		y.moveWindow(2 * my)
@@ -49,7 +50,7 @@ func EncodeRGBA(img *image.RGBA, quality int) []byte {
 					for j := 0; j < 8; j++ {
 						copy(blk[j][:], lum[8*v+j][8*u:8*u+8])
 					}
-					quantise(&blk, &f.qt[0], y, 2*mx+u, 2*my+v)
+					quantise(&blk, lq, y, 2*mx+u, 2*my+v)
 				}
 			}
 			for _, ch := range []struct {
@@ -63,7 +64,7 @@ func EncodeRGBA(img *image.RGBA, quality int) []byte {
 						blk[j][i] = (s[2*j][2*i] + s[2*j][2*i+1] + s[2*j+1][2*i] + s[2*j+1][2*i+1]) / 4
 					}
 				}
-				quantise(&blk, &f.qt[1], ch.c, mx, my)
+				quantise(&blk, cq, ch.c, mx, my)
 			}
 		}
 		sw.row(my)
@@ -96,29 +97,68 @@ var dctCos = func() (d [8][8]float64) {
 	return d
 }()
 
-// quantise takes the DCT of a level-shifted block and stores it, quantised
-// with q (rounded to nearest), as block (bx, by) of c.
-func quantise(blk *[8][8]float64, q *[64]uint16, c *component, bx, by int) {
-	var tmp [8][8]float64
-	for r := 0; r < 8; r++ { // rows
-		for u := 0; u < 8; u++ {
-			s := 0.0
-			for x := 0; x < 8; x++ {
-				s += dctCos[u][x] * blk[r][x]
-			}
-			tmp[r][u] = s
-		}
+// divisors are a quantisation table folded with the scale factors that
+// the AAN DCT leaves out: coefficient k = raw[k] · div[k].
+type divisors [64]float64
+
+// aanScale[u] is cos(uπ/16)·√2 (1 for u = 0): the AAN DCT's output u is
+// the true one times aanScale[u] times 8 over both dimensions.
+var aanScale = func() (s [8]float64) {
+	s[0] = 1
+	for u := 1; u < 8; u++ {
+		s[u] = math.Cos(float64(u)*math.Pi/16) * math.Sqrt2
+	}
+	return s
+}()
+
+func newDivisors(q *[64]uint16) *divisors {
+	var d divisors
+	for k := range d {
+		n := zigzag[k]
+		d[k] = 1 / (float64(q[k]) * aanScale[n>>3] * aanScale[n&7] * 8)
+	}
+	return &d
+}
+
+// quantise takes the DCT of a level-shifted block (the Arai–Agui–Nakajima
+// factorisation, as libjpeg's float DCT: 5 multiplications per 8 points)
+// and stores it, quantised (nearest, ties to even), as block (bx, by) of c.
+func quantise(blk *[8][8]float64, div *divisors, c *component, bx, by int) {
+	for r := range blk {
+		aan8(&blk[r][0], &blk[r][1], &blk[r][2], &blk[r][3], &blk[r][4], &blk[r][5], &blk[r][6], &blk[r][7])
+	}
+	for u := 0; u < 8; u++ {
+		aan8(&blk[0][u], &blk[1][u], &blk[2][u], &blk[3][u], &blk[4][u], &blk[5][u], &blk[6][u], &blk[7][u])
 	}
 	out, end := c.block(bx, by), &c.end[c.index(bx, by)]
 	for k := 0; k < 64; k++ {
 		n := zigzag[k]
-		v, u := n>>3, n&7
-		s := 0.0
-		for y := 0; y < 8; y++ {
-			s += dctCos[v][y] * tmp[y][u]
-		}
-		if out[k] = int16(math.Round(s / float64(q[k]))); out[k] != 0 {
+		v := (blk[n>>3][n&7]*div[k] + roundMagic) - roundMagic
+		if out[k] = int16(v); out[k] != 0 {
 			*end = uint8(k + 1)
 		}
 	}
+}
+
+// aan8 is the unscaled 8-point AAN forward DCT, in place.
+func aan8(d0, d1, d2, d3, d4, d5, d6, d7 *float64) {
+	t0, t7 := *d0+*d7, *d0-*d7
+	t1, t6 := *d1+*d6, *d1-*d6
+	t2, t5 := *d2+*d5, *d2-*d5
+	t3, t4 := *d3+*d4, *d3-*d4
+	// even part
+	t10, t13 := t0+t3, t0-t3
+	t11, t12 := t1+t2, t1-t2
+	*d0, *d4 = t10+t11, t10-t11
+	z1 := (t12 + t13) * 0.707106781186547524
+	*d2, *d6 = t13+z1, t13-z1
+	// odd part
+	t10, t11, t12 = t4+t5, t5+t6, t6+t7
+	z5 := (t10 - t12) * 0.382683432365089772
+	z2 := 0.541196100146196984*t10 + z5
+	z4 := 1.306562964876376527*t12 + z5
+	z3 := t11 * 0.707106781186547524
+	z11, z13 := t7+z3, t7-z3
+	*d5, *d3 = z13+z2, z13-z2
+	*d1, *d7 = z11+z4, z11-z4
 }
