@@ -220,16 +220,22 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		ctx, cancel = context.WithTimeout(ctx, s.ProcessTimeout)
 		defer cancel()
 	}
-	var done bool
-	if err := retryTransient(ctx, func() (err error) {
-		_, done, err = s.Store.ImageResult(ctx, m.RequestID, m.Image)
-		return err
-	}); err != nil {
-		return err
-	} else if done {
-		// A duplicate: the image counts already. Finishing the request may
-		// still be owed if the first delivery died after counting.
-		return s.checkCompletion(ctx, m)
+	// A redelivery looks for the image's result first: a duplicate counts
+	// already, though finishing the request may still be owed if the first
+	// delivery died after counting. A first delivery (attempt 1) skips the
+	// read: should it be a duplicate all the same, its result is not
+	// stored twice (FinishImage creates it once) and the object it writes
+	// is the same.
+	if attempt != 1 {
+		var done bool
+		if err := retryTransient(ctx, func() (err error) {
+			_, done, err = s.Store.ImageResult(ctx, m.RequestID, m.Image)
+			return err
+		}); err != nil {
+			return err
+		} else if done {
+			return s.checkCompletion(ctx, m)
+		}
 	}
 	log := s.Log.With("requestId", m.RequestID, "image", m.Image.ID(), "attempt", attempt)
 	a := attempts{n: attempt}
