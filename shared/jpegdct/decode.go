@@ -75,7 +75,9 @@ func (d *decoder) run() error {
 				return err
 			}
 			return d.finish()
-		case m >= 0xD0 && m <= 0xD7, m == 0x01:
+		case m >= 0xD0 && m <= 0xD7, m == 0x01, m == 0x00:
+			// RSTn and TEM have no length; FF 00 outside a scan is stray
+			// data, skipped as libjpeg and image/jpeg skip it.
 			continue
 		}
 		if pos+2 > len(data) {
