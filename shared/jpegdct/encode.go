@@ -173,9 +173,18 @@ type bitWriter struct {
 func (w *bitWriter) put(code uint32, size uint8) {
 	w.acc = w.acc<<size | uint64(code)
 	w.n += uint(size)
-	for w.n >= 8 {
-		w.n -= 8
-		b := byte(w.acc >> w.n)
+	if w.n < 32 {
+		return
+	}
+	// Four bytes at once unless one of them needs stuffing.
+	w.n -= 32
+	v := uint32(w.acc >> w.n)
+	if x := ^v; (x-0x01010101)&^x&0x80808080 == 0 { // no 0xFF byte in v
+		w.out = binary.BigEndian.AppendUint32(w.out, v)
+		return
+	}
+	for sh := 24; sh >= 0; sh -= 8 {
+		b := byte(v >> sh)
 		w.out = append(w.out, b)
 		if b == 0xFF {
 			w.out = append(w.out, 0)
@@ -184,8 +193,17 @@ func (w *bitWriter) put(code uint32, size uint8) {
 }
 
 func (w *bitWriter) flush() {
-	if w.n > 0 {
-		w.put(1<<(8-w.n)-1, uint8(8-w.n))
+	if pad := (8 - w.n%8) % 8; pad > 0 {
+		w.acc = w.acc<<pad | (1<<pad - 1) // pad with ones
+		w.n += pad
+	}
+	for w.n >= 8 {
+		w.n -= 8
+		b := byte(w.acc >> w.n)
+		w.out = append(w.out, b)
+		if b == 0xFF {
+			w.out = append(w.out, 0)
+		}
 	}
 }
 
@@ -403,10 +421,8 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	for _, sy := range syms {
 		e := tables[sy>>29]
 		sym := byte(sy >> 21)
-		w.put(e.code[sym], e.size[sym])
-		if n := uint8(sy>>16) & 31; n > 0 {
-			w.put(uint32(sy)&0xFFFF, n)
-		}
+		n := uint8(sy>>16) & 31 // extra bits follow the code
+		w.put(e.code[sym]<<n|uint32(sy)&(1<<n-1), e.size[sym]+n)
 	}
 	w.flush()
 	return append(w.out, 0xFF, 0xD9)
