@@ -304,17 +304,18 @@ func (c *outComp) blockSymbols(out []symbol, blk []int16, pred *int32, t int, fr
 			}
 		}
 	} else {
+		// Branch-free: whether a coefficient is zero, before or after, is
+		// as good as random in a busy block.
 		var marg uint64 // marginal ±1s
 		for k := 1; k < len(blk); k++ {
-			if v := blk[k]; v != 0 {
-				if w := rq.apply(k, v); w != 0 {
-					q[k] = w
-					mask |= 1 << k
-					if (w == 1 || w == -1) && int32(v)*int32(v) < rq.marginal[k]*rq.marginal[k] {
-						marg |= 1 << k
-					}
-				}
-			}
+			v := int32(blk[k])
+			sign := v >> 31
+			a := (v ^ sign) - sign
+			w := int32((uint64(a)*rq.mul[k&63] + rq.add[k&63]) >> 32)
+			q[k&63] = int16((w ^ sign) - sign)
+			nz := uint64(uint32(-w) >> 31) // w ≥ 0
+			mask |= nz << k
+			marg |= nz & uint64(uint32(a-rq.marginal[k&63])>>31) << k
 		}
 		if marg != 0 && bits.OnesCount64(mask) <= sparseBlock {
 			mask &^= marg
