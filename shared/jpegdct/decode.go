@@ -638,9 +638,19 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 	k := ss
 	if d.eobrun == 0 {
 		for ; k <= se; k++ {
-			rs, err := br.decode(s.ac)
-			if err != nil {
-				return err
+			// The table lookup inline; longer codes through decode.
+			if br.n < 16 {
+				br.fill()
+			}
+			var rs byte
+			if e := s.ac.lut[(br.acc>>(br.n-lutBits))&(1<<lutBits-1)]; e != 0 {
+				br.n -= uint(e >> 8)
+				rs = byte(e)
+			} else {
+				var err error
+				if rs, err = br.decode(s.ac); err != nil {
+					return err
+				}
 			}
 			r, sz := int(rs>>4), int(rs&15)
 			var val int16
