@@ -237,14 +237,29 @@ func pack(t, class int, sym byte, extra uint32, n uint8) symbol {
 // with the tables built from the counts, so coefficients need not be kept
 // once their row is done.
 type symbolWriter struct {
-	f     *frame
-	out   []symbol
-	freq  [2][2][256]int64 // [table][class]
-	preds []int32
+	f *frame
+	// The symbols: full chunks, then out. Chunks of a fixed size instead of
+	// one growing slice: no copying, no doubling of the peak.
+	chunks [][]symbol
+	out    []symbol
+	freq   [2][2][256]int64 // [table][class]
+	preds  []int32
 }
 
+// symbolChunk is the symbols a chunk holds; a block makes at most 68
+// (DC, 63 AC, 3 runs of 16 zeros, EOB).
+const symbolChunk = 1 << 16
+
 func newSymbolWriter(f *frame) *symbolWriter {
-	return &symbolWriter{f: f, out: make([]symbol, 0, 1<<16), preds: make([]int32, len(f.comps))}
+	return &symbolWriter{f: f, out: make([]symbol, 0, symbolChunk), preds: make([]int32, len(f.comps))}
+}
+
+// room makes sure out takes another block's symbols without growing.
+func (w *symbolWriter) room() {
+	if cap(w.out)-len(w.out) < 68 {
+		w.chunks = append(w.chunks, w.out)
+		w.out = make([]symbol, 0, symbolChunk)
+	}
 }
 
 // row emits output MCU row my.
@@ -271,6 +286,7 @@ func (w *symbolWriter) row(my int) {
 						pad[0] = c.block(min(bx, c.stride-1), min(by, c.rows-1))[0]
 						blk = pad[:]
 					}
+					w.room()
 					w.out = c.blockSymbols(w.out, blk[:max(end, 1)], &w.preds[ci], t, &w.freq)
 				}
 			}
@@ -356,7 +372,7 @@ func (f *frame) encode(dst []byte) []byte {
 
 // write writes the JPEG whose symbols w collected.
 func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
-	syms, freq := sw.out, &sw.freq
+	freq := &sw.freq
 	ntab := min(len(f.comps), 2)
 	var dcT, acT [2]huffEncoder
 	for t := 0; t < ntab; t++ {
@@ -419,11 +435,13 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	// Pass 2: the data.
 	w := bitWriter{out: out}
 	tables := [4]*huffEncoder{&dcT[0], &acT[0], &dcT[1], &acT[1]}
-	for _, sy := range syms {
-		e := tables[sy>>29]
-		sym := byte(sy >> 21)
-		n := uint8(sy>>16) & 31 // extra bits follow the code
-		w.put(e.code[sym]<<n|uint32(sy)&(1<<n-1), e.size[sym]+n)
+	for _, syms := range append(sw.chunks, sw.out) {
+		for _, sy := range syms {
+			e := tables[sy>>29]
+			sym := byte(sy >> 21)
+			n := uint8(sy>>16) & 31 // extra bits follow the code
+			w.put(e.code[sym]<<n|uint32(sy)&(1<<n-1), e.size[sym]+n)
+		}
 	}
 	w.flush()
 	return append(w.out, 0xFF, 0xD9)
