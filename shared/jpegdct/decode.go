@@ -671,6 +671,8 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 				break
 			}
 			// Refine nonzero coefficients on the way to the r+1-th zero.
+			// (This loop and the EOB-run one below spell the correction out:
+			// as a function it is not inlined, 2–3 % of a corpus pass.)
 			acc, n := br.acc, br.n
 			for k <= se {
 				if c := blk[k&63]; c != 0 {
