@@ -138,30 +138,38 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, d.limits.MaxBytes)
+	// A key's images in flight, read before anything is stored: a key at
+	// its cap is refused before its upload is read.
+	key := caller(r)
+	inFlight := 0
+	if key.MaxInFlight > 0 {
+		if inFlight, err = d.store.InFlightImages(r.Context(), key.ID); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	overCap := func(more int) error {
+		if key.MaxInFlight == 0 || inFlight+more <= key.MaxInFlight {
+			return nil
+		}
+		return &fault.Error{Kind: fault.RateLimited, RetryAfter: 30 * time.Second, Message: fmt.Sprintf(
+			"this API key has %d images in flight; %d more would pass its cap of %d: retry when requests finish", inFlight, more, key.MaxInFlight)}
+	}
+	if err := overCap(1); err != nil {
+		writeError(w, err)
+		return
+	}
 	// The products are stored as the body is read; a refused upload's are
 	// deleted again.
 	st := d.svc.NewUpload(r.Context())
 	sub, err := readSubmission(r, d.limits, st.Add)
+	if err == nil {
+		err = overCap(st.Images() + sub.TotalImages())
+	}
 	if err != nil {
 		st.Discard(r.Context())
 		writeError(w, err)
 		return
-	}
-	key := caller(r)
-	if key.MaxInFlight > 0 {
-		total := st.Images() + sub.TotalImages()
-		n, err := d.store.InFlightImages(r.Context(), key.ID)
-		if err != nil {
-			st.Discard(r.Context())
-			writeError(w, err)
-			return
-		}
-		if n+total > key.MaxInFlight {
-			st.Discard(r.Context())
-			writeError(w, &fault.Error{Kind: fault.RateLimited, RetryAfter: 30 * time.Second, Message: fmt.Sprintf(
-				"this API key has %d images in flight; %d more would pass its cap of %d: retry when requests finish", n, total, key.MaxInFlight)})
-			return
-		}
 	}
 	base := baseURL(r, d.cfg.PublicURL)
 	req, err := d.svc.Submit(r.Context(), st, sub, key.ID, base)
