@@ -150,7 +150,6 @@ type requant struct {
 	// marginal: an AC coefficient with |c| under this that requantises to
 	// ±1 is marginal, dropped in sparse blocks (see sparseBlock).
 	marginal [64]int32
-	same     [64]bool
 }
 
 // Rate–distortion: in a sparse block (at most sparseBlock nonzero AC
@@ -175,23 +174,21 @@ const (
 
 // newRequant returns nil when the tables are equal (nothing to do).
 func newRequant(qin, qout *[64]uint16) *requant {
+	if *qin == *qout {
+		return nil
+	}
 	r := &requant{}
-	all := true
-	for k := range r.same {
+	for k := range r.mul {
 		q, qi := uint64(qout[k]), uint64(qin[k])
 		m := (1<<32 + q - 1) / q
 		r.mul[k], r.add[k] = qi*m, (q-1)/2*m
-		if r.same[k] = qi == q; r.same[k] {
+		if qi == q {
 			r.mul[k], r.add[k] = 1<<32, 0
 		}
 		if k >= 1 && q >= marginalRatio*qi {
 			// smallest |c| with |c|·qin ≥ marginalZone·qout
 			r.marginal[k] = int32(math.Ceil(marginalZone * float64(q) / float64(qi)))
 		}
-		all = all && r.same[k]
-	}
-	if all {
-		return nil
 	}
 	return r
 }
@@ -214,8 +211,9 @@ func (r *requant) apply(k int, c int16) int16 {
 // orthonormal 8-point DCT-II, which is JPEG's). The second block's matrix
 // is S·halve0·S with S = diag((-1)^k), so a pair (x0, x1) gives
 // y[i] = Σ_k halve0[i][k]·(x0[k] ± (-1)^k·x1[k]), + for even i, − for odd.
-// terms lists each row's nonzero entries (even rows have at most two).
-var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
+// Row 0 has one nonzero entry, the other even rows two, the odd rows all
+// but k = 4; halveT spells that out (TestHalveSparsity checks it).
+var halve0 = func() (t [8][8]float64) {
 	d := &dctCos
 	// P₀: output sample n < 4 averages input samples 2n and 2n+1.
 	for i := 0; i < 8; i++ {
@@ -225,18 +223,11 @@ var halve0, terms = func() (t [8][8]float64, terms [8][]int) {
 			}
 		}
 	}
-	for i := range t {
-		for k := range t[i] {
-			if math.Abs(t[i][k]) > 1e-9 {
-				terms[i] = append(terms[i], k)
-			}
-		}
-	}
-	return t, terms
+	return t
 }()
 
 // block8 is a block of dequantised coefficients; rows and cols bound its
-// nonzero entries (x[r][c] is zero from r ≥ rows or c ≥ cols on).
+// nonzero entries (x[8r+c] is zero from r ≥ rows or c ≥ cols on).
 type block8 struct {
 	x          [64]float64 // row-major
 	rows, cols int

@@ -1,6 +1,9 @@
 package jpegdct
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // The requantisation equals the integer definition: nearest, ties toward
 // zero, over every coefficient and every pair of 8-bit steps with the output step
@@ -83,3 +86,28 @@ func flatTable(q uint16) (t [64]uint16) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// halveT multiplies by halve0 only where its entries are nonzero: row 0 at
+// k = 0, rows 2, 4, 6 at (1, 7), (2, 6), (3, 5), odd rows everywhere but 4.
+func TestHalveSparsity(t *testing.T) {
+	used := func(i, k int) bool {
+		switch i {
+		case 0:
+			return k == 0
+		case 2:
+			return k == 1 || k == 7
+		case 4:
+			return k == 2 || k == 6
+		case 6:
+			return k == 3 || k == 5
+		}
+		return k != 4
+	}
+	for i := range halve0 {
+		for k, v := range halve0[i] {
+			if !used(i, k) && math.Abs(v) > 1e-12 {
+				t.Errorf("halve0[%d][%d] = %g, which halveT leaves out", i, k, v)
+			}
+		}
+	}
+}

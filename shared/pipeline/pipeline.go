@@ -149,7 +149,7 @@ func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submi
 		for pi := start; pi < end; pi++ {
 			for ui := range int(urls[pi]) {
 				ref := batch.ImageRef{Product: pi, URL: ui}
-				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: image % r.Shards}
+				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: store.ImageShard(image, r.Shards)}
 				image++
 				if err != nil {
 					unsent = append(unsent, m)

@@ -89,9 +89,13 @@ func ShardCount(total int) int {
 	return max(1, min(MaxShards, n))
 }
 
+// ImageShard is the shard the image with running index i (in input order,
+// over every product's URLs) counts in.
+func ImageShard(i, shards int) int { return i % shards }
+
 // ShardOf is the shard an image counts in.
 func ShardOf(r batch.ImageRef, productFirstImage []int, shards int) int {
-	return (productFirstImage[r.Product] + r.URL) % shards
+	return ImageShard(productFirstImage[r.Product]+r.URL, shards)
 }
 
 // FirstImageIndex returns, per product, the running index of its first image.

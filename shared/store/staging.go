@@ -121,15 +121,14 @@ func (st *Staging) Commit(ctx context.Context, r Request) (Request, error) {
 		return r, err
 	}
 	r.ChunkStarts = st.starts
-	// Image i (in input order) counts in shard i mod Shards.
+	expected := make([]int, r.Shards)
+	for i := range r.TotalImages {
+		expected[ImageShard(i, r.Shards)]++
+	}
 	now := time.Now().UTC()
 	bw := st.s.fs.BulkWriter(ctx)
 	jobs := make([]*firestore.BulkWriterJob, 0, r.Shards)
-	for i := range r.Shards {
-		e := r.TotalImages / r.Shards
-		if i < r.TotalImages%r.Shards {
-			e++
-		}
+	for i, e := range expected {
 		j, err := bw.Set(st.ref.Collection(colShards).Doc(shardID(i)), shard{Expected: e, UpdatedAt: now})
 		if err != nil {
 			bw.End()
