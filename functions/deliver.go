@@ -5,11 +5,9 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
-
-	"google.golang.org/api/idtoken"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/invoker"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 )
 
@@ -22,8 +20,10 @@ func deliverWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
-	if err := checkCaller(r, d.cfg.TasksOIDCAudience, d.cfg.TasksServiceAccount); err != nil {
-		writeError(w, err)
+	if _, err := (invoker.Checker{Audience: d.cfg.TasksOIDCAudience, Email: d.cfg.TasksServiceAccount}).Check(r); err != nil {
+		// Answered as if nothing were here; the reason goes to the log.
+		logger.Warn("deliverWebhook refused a caller", "error", err.Error())
+		writeError(w, fault.New(fault.NotFound, "", "not found"))
 		return
 	}
 	task := r.Header.Get("X-CloudTasks-TaskName")
@@ -50,22 +50,4 @@ func deliverWebhook(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-// checkCaller admits only Cloud Tasks: an OIDC token for audience signed by
-// Google for our service account. An empty audience disables the check
-// (local stacks, whose Cloud Tasks emulator cannot mint real tokens).
-func checkCaller(r *http.Request, audience, serviceAccount string) error {
-	if audience == "" {
-		return nil
-	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return fault.New(fault.NotFound, "", "not found")
-	}
-	p, err := idtoken.Validate(r.Context(), tok, audience)
-	if err != nil || (serviceAccount != "" && p.Claims["email"] != serviceAccount) {
-		return fault.New(fault.NotFound, "", "not found")
-	}
-	return nil
 }

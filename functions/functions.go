@@ -93,7 +93,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		Fetcher:   outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5}),
 		Webhooks: pipeline.Webhooks{
 			Enqueuer: &tasks.Enqueuer{Client: tc, Queue: cfg.QueueName(), TargetURL: cfg.WebhookDeliveryURL,
-				ServiceAccount: cfg.TasksServiceAccount, Deadline: cfg.WebhookTimeout + 20*time.Second},
+				ServiceAccount: cfg.TasksServiceAccount, Audience: cfg.TasksOIDCAudience, Deadline: cfg.WebhookTimeout + 20*time.Second},
 			Signer:          signer,
 			Client:          outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.WebhookTimeout, MaxRedirects: 0}).HTTPClient(),
 			Timeout:         cfg.WebhookTimeout,

@@ -1,99 +1,57 @@
-# The functions, their service accounts and the Pub/Sub wiring.
+# The four functions. All are built from one source archive (every function
+# ships in every deployment; FUNCTION_TARGET picks one) by a build account
+# of our own into a repository of our own.
 #
-# compressImage and deadLetter are CloudEvent functions fed by our own push
-# subscriptions (not Eventarc triggers): that is how the dead-letter policy
-# and the ack deadline stay ours, and it is the path the local stack tests
-# (functions-framework-go turns a raw push into a messagePublished event).
-
-variable "source_bucket" {
-  type        = string
-  description = "Bucket holding the zipped source (make deploy-source uploads it)."
-}
-
-variable "source_object" {
-  type        = string
-  description = "Object name of the zipped source."
-}
-
-variable "public_url" {
-  type        = string
-  default     = ""
-  description = "IMGPIPE_PUBLIC_URL: base URL of the API in links; empty derives it from each request."
-}
-
-variable "compress_concurrency" {
-  type        = number
-  default     = 5
-  description = "Requests one compress instance serves at once (IMGPIPE_COMPRESS_CONCURRENCY)."
-}
-
-variable "webhook_secrets" {
-  type        = string
-  sensitive   = true
-  description = "IMGPIPE_WEBHOOK_SECRETS: comma-separated whsec_<base64> secrets (newest first while rotating)."
-}
-
-variable "max_delivery_attempts" {
-  type        = number
-  default     = 5
-  description = "Deliveries of an image message before it is recorded failed; also the dead-letter policy."
-}
+# Sizing rule. Cloud Run serves more than one request per instance only
+# with at least 1 CPU, so every function has one. compressImage's memory
+# follows from what it may hold per image in flight: the decoded image (at
+# most 8 bytes a pixel at max_pixels: progressive JPEG coefficients, or the
+# pixels of the other formats) plus its input and output (2 × max_image_bytes),
+# times compress_concurrency, plus 256 MiB for the runtime and clients,
+# rounded up to 256 MiB. With the defaults: 432 MiB an image, 4 at once,
+# 2 GiB. It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2 above
+# 4 GiB), 4 above 8 GiB and 8 above 16 GiB. api holds an upload's
+# staged chunks (about 41 MB at the 100k-row limit) per request: 16 at once
+# in 1 GiB.
 
 locals {
+  compress_image_mib  = ceil((var.max_pixels * 8 + var.max_image_bytes * 2) / 1048576)
+  compress_memory_mib = ceil((256 + var.compress_concurrency * local.compress_image_mib) / 256) * 256
+  compress_cpu        = local.compress_memory_mib <= 8192 ? 2 : (local.compress_memory_mib <= 16384 ? 4 : 8)
+
+  functions = {
+    api            = { memory = "1Gi", cpu = "1", timeout = 300, concurrency = 16 }
+    compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = var.compress_concurrency }
+    deadLetter     = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 20 }
+    deliverWebhook = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 40 }
+  }
+
+  # Cloud Run function URLs of this form are known before the function
+  # exists, so the functions can be told where webhooks are delivered.
+  deliver_url = "https://${var.region}-${var.project}.cloudfunctions.net/imgpipe-deliverwebhook"
+
   env = {
     GOOGLE_CLOUD_PROJECT          = var.project
-    IMGPIPE_BUCKET                = var.bucket
+    IMGPIPE_BUCKET                = google_storage_bucket.images.name
     IMGPIPE_LOCATION              = var.region
     IMGPIPE_IMAGES_TOPIC          = google_pubsub_topic.images.name
     IMGPIPE_DEADLETTER_TOPIC      = google_pubsub_topic.dead_letters.name
     IMGPIPE_WEBHOOK_QUEUE         = google_cloud_tasks_queue.webhooks.name
     IMGPIPE_PUBLIC_URL            = var.public_url
-    IMGPIPE_OUTPUT_URLS           = "public"
+    IMGPIPE_OUTPUT_URLS           = var.output_urls
+    IMGPIPE_SIGNED_URL_TTL        = var.signed_url_ttl
     IMGPIPE_COMPRESS_CONCURRENCY  = tostring(var.compress_concurrency)
+    IMGPIPE_MAX_PIXELS            = tostring(var.max_pixels)
+    IMGPIPE_MAX_IMAGE_BYTES       = tostring(var.max_image_bytes)
     IMGPIPE_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
-    IMGPIPE_WEBHOOK_SECRETS       = var.webhook_secrets
     IMGPIPE_WEBHOOK_MAX_ATTEMPTS  = tostring(var.webhook_max_attempts)
+    IMGPIPE_WEBHOOK_MIN_BACKOFF   = var.webhook_min_backoff
+    IMGPIPE_WEBHOOK_MAX_BACKOFF   = var.webhook_max_backoff
+    IMGPIPE_WEBHOOK_MAX_DOUBLINGS = tostring(var.webhook_max_doublings)
     IMGPIPE_WEBHOOK_DELIVERY_URL  = local.deliver_url
     IMGPIPE_TASKS_SERVICE_ACCOUNT = google_service_account.pusher.email
     IMGPIPE_TASKS_OIDC_AUDIENCE   = local.deliver_url
   }
-  # Cloud Run function URLs are deterministic: https://REGION-PROJECT.cloudfunctions.net/NAME.
-  deliver_url = "https://${var.region}-${var.project}.cloudfunctions.net/imgpipe-deliverwebhook"
-  functions = {
-    api            = { memory = "512Mi", timeout = 300, concurrency = 20, public = true }
-    compressImage  = { memory = "1Gi", timeout = 120, concurrency = var.compress_concurrency, public = false }
-    deadLetter     = { memory = "256Mi", timeout = 60, concurrency = 20, public = false }
-    deliverWebhook = { memory = "256Mi", timeout = 60, concurrency = 40, public = false }
-  }
-}
-
-resource "google_service_account" "functions" {
-  account_id   = "imgpipe-functions"
-  display_name = "imgpipe functions"
-}
-
-resource "google_service_account" "pusher" {
-  account_id   = "imgpipe-pusher"
-  display_name = "imgpipe Pub/Sub push identity"
-}
-
-resource "google_project_iam_member" "functions" {
-  for_each = toset(["roles/datastore.user", "roles/pubsub.publisher", "roles/cloudtasks.enqueuer", "roles/iam.serviceAccountTokenCreator"])
-  project  = var.project
-  role     = each.value
-  member   = "serviceAccount:${google_service_account.functions.email}"
-}
-
-resource "google_storage_bucket_iam_member" "writer" {
-  bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.functions.email}"
-}
-
-resource "google_storage_bucket_iam_member" "public_read" {
-  bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectViewer"
-  member = "allUsers"
 }
 
 resource "google_cloudfunctions2_function" "fn" {
@@ -102,27 +60,46 @@ resource "google_cloudfunctions2_function" "fn" {
   location = var.region
 
   build_config {
-    runtime     = "go126"
-    entry_point = each.key
+    runtime           = "go126"
+    entry_point       = each.key
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
-        bucket = var.source_bucket
-        object = var.source_object
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
       }
     }
   }
 
   service_config {
     available_memory                 = each.value.memory
+    available_cpu                    = each.value.cpu
     timeout_seconds                  = each.value.timeout
     max_instance_request_concurrency = each.value.concurrency
-    max_instance_count               = 100
+    max_instance_count               = var.max_instances
     service_account_email            = google_service_account.functions.email
     environment_variables            = local.env
     ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+
+    secret_environment_variables {
+      key        = "IMGPIPE_WEBHOOK_SECRETS"
+      project_id = var.project
+      secret     = google_secret_manager_secret.webhook.secret_id
+      version    = google_secret_manager_secret_version.webhook.version
+    }
   }
+
+  depends_on = [
+    google_project_service.apis,
+    google_project_iam_member.build,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_secret_manager_secret_iam_member.functions_read_webhook,
+  ]
 }
 
+# The API is public: it checks API keys itself.
 resource "google_cloud_run_service_iam_member" "public_api" {
   location = var.region
   service  = google_cloudfunctions2_function.fn["api"].service_config[0].service
@@ -130,74 +107,12 @@ resource "google_cloud_run_service_iam_member" "public_api" {
   member   = "allUsers"
 }
 
+# The other three answer only Pub/Sub pushes and Cloud Tasks, both of which
+# call as the pusher account: this binding is the gate.
 resource "google_cloud_run_service_iam_member" "pusher" {
   for_each = toset(["compressImage", "deadLetter", "deliverWebhook"])
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.pusher.email}"
-}
-
-resource "google_pubsub_topic" "dead_letters" {
-  name = "${var.images_topic}-dead"
-}
-
-resource "google_pubsub_subscription" "compress" {
-  name                 = "${var.images_topic}-compress"
-  topic                = google_pubsub_topic.images.id
-  ack_deadline_seconds = 120
-
-  push_config {
-    push_endpoint = google_cloudfunctions2_function.fn["compressImage"].service_config[0].uri
-    oidc_token {
-      service_account_email = google_service_account.pusher.email
-    }
-  }
-  retry_policy {
-    minimum_backoff = "1s"
-    maximum_backoff = "60s"
-  }
-  dead_letter_policy {
-    dead_letter_topic     = google_pubsub_topic.dead_letters.id
-    max_delivery_attempts = var.max_delivery_attempts
-  }
-}
-
-resource "google_pubsub_subscription" "dead_letters" {
-  name                 = "${var.images_topic}-dead-record"
-  topic                = google_pubsub_topic.dead_letters.id
-  ack_deadline_seconds = 60
-
-  push_config {
-    push_endpoint = google_cloudfunctions2_function.fn["deadLetter"].service_config[0].uri
-    oidc_token {
-      service_account_email = google_service_account.pusher.email
-    }
-  }
-}
-
-data "google_project" "this" {}
-
-# Pub/Sub's own agent forwards dead letters and acknowledges the originals.
-resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
-  topic  = google_pubsub_topic.dead_letters.id
-  role   = "roles/pubsub.publisher"
-  member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-}
-
-resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
-  subscription = google_pubsub_subscription.compress.id
-  role         = "roles/pubsub.subscriber"
-  member       = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-}
-
-output "api_url" {
-  value = google_cloudfunctions2_function.fn["api"].service_config[0].uri
-}
-
-# The functions create tasks that carry the pusher's OIDC token.
-resource "google_service_account_iam_member" "act_as_pusher" {
-  service_account_id = google_service_account.pusher.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:${google_service_account.functions.email}"
 }

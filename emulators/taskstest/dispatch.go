@@ -157,28 +157,30 @@ func (s *Server) buildRequest(q *queue, t *task) (*http.Request, time.Duration, 
 			u.RawQuery, u.Fragment = "", ""
 			aud = u.String()
 		}
-		req.Header.Set("Authorization", "Bearer "+unsignedIDToken(oidc.GetServiceAccountEmail(), aud, time.Now()))
+		req.Header.Set("Authorization", "Bearer "+forwardedIDToken(oidc.GetServiceAccountEmail(), aud, time.Now()))
 	case oauth != nil:
 		req.Header.Set("Authorization", "Bearer taskstest-oauth-access-token")
 	}
 	return req, t.pb.GetDispatchDeadline().AsDuration(), nil
 }
 
-// unsignedIDToken is a Google-ID-token-shaped JWT with no signature ("alg":
-// "none"): it carries the claims a receiver checks (iss, aud, email), but no
-// local receiver can verify it, so receivers must make that check
-// configurable. Real tokens can only be minted by Google.
-func unsignedIDToken(email, audience string, now time.Time) string {
+// forwardedIDToken is the Google ID token Cloud Tasks mints for the task,
+// as a Cloud Run receiver gets it: Cloud Run verifies the signature, then
+// passes the token on with the signature replaced by
+// SIGNATURE_REMOVED_BY_GOOGLE. The emulator stands for both hops, so a local
+// receiver runs the same claim checks (aud, email, exp) as production.
+func forwardedIDToken(email, audience string, now time.Time) string {
 	enc := base64.RawURLEncoding
-	header, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
+	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT"})
 	claims, _ := json.Marshal(map[string]any{
 		"iss":            "https://accounts.google.com",
 		"aud":            audience,
+		"azp":            url.QueryEscape(email),
 		"email":          email,
 		"email_verified": true,
 		"sub":            url.QueryEscape(email),
 		"iat":            now.Unix(),
 		"exp":            now.Add(time.Hour).Unix(),
 	})
-	return enc.EncodeToString(header) + "." + enc.EncodeToString(claims) + "."
+	return enc.EncodeToString(header) + "." + enc.EncodeToString(claims) + ".SIGNATURE_REMOVED_BY_GOOGLE"
 }

@@ -47,8 +47,8 @@ type Config struct {
 	WebhookMaxBackoff      time.Duration
 	WebhookMaxDoublings    int
 	WebhookDeliveryURL     string // URL of the deliverWebhook function, Cloud Tasks' target
-	TasksServiceAccount    string // identity of Cloud Tasks' OIDC tokens; empty locally
-	TasksOIDCAudience      string // audience deliverWebhook checks; empty = no check (local only)
+	TasksServiceAccount    string // identity of Cloud Tasks' OIDC tokens, checked by deliverWebhook
+	TasksOIDCAudience      string // audience deliverWebhook requires: the delivery URL unless set
 	WebhookInlineMaxImages int
 
 	MaxUploadBytes int64
@@ -91,10 +91,10 @@ var Variables = []Variable{
 	{"IMGPIPE_WEBHOOK_MAX_BACKOFF", "300s", "longest delay between webhook attempts"},
 	{"IMGPIPE_WEBHOOK_MAX_DOUBLINGS", "16", "times the webhook delay doubles before growing linearly"},
 	{"IMGPIPE_WEBHOOK_DELIVERY_URL", "", "URL of the deliverWebhook function, the target of the webhook tasks (required)"},
-	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook; empty locally"},
-	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty disables the check (local only)"},
+	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook, which refuses any other (required)"},
+	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty means IMGPIPE_WEBHOOK_DELIVERY_URL"},
 	{"IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", "1000", "requests with more images get a webhook without products, pointing at the report"},
-	{"IMGPIPE_MAX_UPLOAD_BYTES", "67108864", "largest upload body (64 MiB)"},
+	{"IMGPIPE_MAX_UPLOAD_BYTES", "31457280", "largest upload body (30 MiB; Cloud Run refuses HTTP/1 requests over 32 MiB, so at most 33554432)"},
 	{"IMGPIPE_MAX_ROWS", "100000", "products per request"},
 	{"IMGPIPE_MAX_URLS_PER_ROW", "20", "image URLs per product"},
 	{"IMGPIPE_MAX_IMAGES", "200000", "image URLs per request"},
@@ -107,7 +107,13 @@ var (
 	queueRE   = regexp.MustCompile(`^[A-Za-z0-9-]{1,100}$`)
 	bucketRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$`)
 	regionRE  = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
+
+	serviceAccountRE = regexp.MustCompile(`^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.gserviceaccount\.com$`)
 )
+
+// CloudRunMaxRequestBytes is the largest HTTP/1 request Cloud Run (and so
+// Cloud Functions gen2) passes to a function: 32 MiB, headers included.
+const CloudRunMaxRequestBytes = 32 << 20
 
 // Load reads the configuration from the process environment.
 func Load() (Config, error) { return LoadFrom(os.Getenv) }
@@ -204,11 +210,14 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		TasksServiceAccount:    str("IMGPIPE_TASKS_SERVICE_ACCOUNT"),
 		TasksOIDCAudience:      str("IMGPIPE_TASKS_OIDC_AUDIENCE"),
 		WebhookInlineMaxImages: int(num("IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", 0, 100000)),
-		MaxUploadBytes:         num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, 1<<32),
+		MaxUploadBytes:         num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, CloudRunMaxRequestBytes),
 		MaxRows:                int(num("IMGPIPE_MAX_ROWS", 1, 10_000_000)),
 		MaxURLsPerRow:          int(num("IMGPIPE_MAX_URLS_PER_ROW", 1, 1000)),
 		MaxImages:              int(num("IMGPIPE_MAX_IMAGES", 1, 10_000_000)),
 		MaxURLLength:           int(num("IMGPIPE_MAX_URL_LENGTH", 16, 65536)),
+	}
+	if c.TasksOIDCAudience == "" {
+		c.TasksOIDCAudience = c.WebhookDeliveryURL
 	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
@@ -253,6 +262,9 @@ func (c Config) validate() error {
 	}
 	if u, err := url.Parse(c.WebhookDeliveryURL); c.WebhookDeliveryURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("IMGPIPE_WEBHOOK_DELIVERY_URL=%q is not an absolute http(s) URL (the deliverWebhook function)", c.WebhookDeliveryURL))
+	}
+	if !serviceAccountRE.MatchString(c.TasksServiceAccount) {
+		errs = append(errs, fmt.Errorf("IMGPIPE_TASKS_SERVICE_ACCOUNT=%q is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)", c.TasksServiceAccount))
 	}
 	if c.WebhookMinBackoff > c.WebhookMaxBackoff {
 		errs = append(errs, errors.New("IMGPIPE_WEBHOOK_MIN_BACKOFF exceeds IMGPIPE_WEBHOOK_MAX_BACKOFF"))

@@ -11,9 +11,16 @@ func env(m map[string]string) func(string) string { return func(k string) string
 
 func TestLoadDefaults(t *testing.T) {
 	c, err := LoadFrom(env(map[string]string{"GOOGLE_CLOUD_PROJECT": "imgpipe-local", "IMGPIPE_BUCKET": "imgpipe-local-images",
-		"IMGPIPE_WEBHOOK_SECRETS": DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": "http://127.0.0.1:8080/deliverWebhook"}))
+		"IMGPIPE_WEBHOOK_SECRETS": DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": "http://127.0.0.1:8080/deliverWebhook",
+		"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@imgpipe-local.iam.gserviceaccount.com"}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.TasksOIDCAudience != c.WebhookDeliveryURL {
+		t.Errorf("the OIDC audience defaults to %q, want the delivery URL", c.TasksOIDCAudience)
+	}
+	if c.MaxUploadBytes > CloudRunMaxRequestBytes {
+		t.Errorf("the upload limit %d is above what Cloud Run accepts (%d)", c.MaxUploadBytes, CloudRunMaxRequestBytes)
 	}
 	if c.Location != "us-central1" || c.ImagesTopic != "imgpipe-images" || c.WebhookQueue != "imgpipe-webhooks" || c.TasksEmulatorHost != "" {
 		t.Errorf("defaults: %+v", c)

@@ -39,6 +39,9 @@ type Push struct {
 	Subscription string // subscription ID
 	Endpoint     string // full push URL
 	AckDeadline  time.Duration
+	// MinBackoff and MaxBackoff are the retry policy; zero means Pub/Sub's
+	// default (immediate redelivery).
+	MinBackoff, MaxBackoff time.Duration
 	// DeadLetterTopic and MaxDeliveryAttempts set a dead-letter policy.
 	DeadLetterTopic     string
 	MaxDeliveryAttempts int
@@ -50,18 +53,22 @@ type Wiring struct {
 	Pushes []Push
 }
 
-// ProductionWiring is the wiring of the product's own functions on a host.
+// ProductionWiring is the wiring of the product's own functions on a host:
+// the subscriptions of terraform/pubsub.tf, with the same names, ack
+// deadlines, retry policies, dead-letter policy and push paths
+// (functions/deploy's tests fail when the two differ).
 func ProductionWiring(c config.Config, hostURL string) Wiring {
 	return Wiring{Config: c, Pushes: []Push{
 		{
 			Topic: c.ImagesTopic, Subscription: c.ImagesTopic + "-compress",
 			Endpoint:    PushEndpoint(hostURL, functions.FnCompress, c.Project, c.ImagesTopic),
-			AckDeadline: 120 * time.Second, DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: max(5, c.MaxDeliveryAttempts), // Pub/Sub accepts 5..100
+			AckDeadline: 120 * time.Second, MinBackoff: time.Second, MaxBackoff: 60 * time.Second,
+			DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: max(5, c.MaxDeliveryAttempts), // Pub/Sub accepts 5..100
 		},
 		{
 			Topic: c.DeadLetterTopic, Subscription: c.DeadLetterTopic + "-record",
 			Endpoint:    PushEndpoint(hostURL, functions.FnDeadLetter, c.Project, c.DeadLetterTopic),
-			AckDeadline: 60 * time.Second,
+			AckDeadline: 60 * time.Second, MinBackoff: time.Second, MaxBackoff: 60 * time.Second,
 		},
 	}}
 }
@@ -91,7 +98,9 @@ func Wire(ctx context.Context, w Wiring) error {
 			Topic:              topic(p.Topic),
 			PushConfig:         &pubsubpb.PushConfig{PushEndpoint: p.Endpoint},
 			AckDeadlineSeconds: int32(p.AckDeadline / time.Second),
-			RetryPolicy:        &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(time.Second), MaximumBackoff: durationpb.New(10 * time.Second)},
+		}
+		if p.MinBackoff > 0 || p.MaxBackoff > 0 {
+			sub.RetryPolicy = &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(p.MinBackoff), MaximumBackoff: durationpb.New(p.MaxBackoff)}
 		}
 		if p.DeadLetterTopic != "" {
 			sub.DeadLetterPolicy = &pubsubpb.DeadLetterPolicy{DeadLetterTopic: topic(p.DeadLetterTopic), MaxDeliveryAttempts: int32(p.MaxDeliveryAttempts)}
@@ -176,13 +185,17 @@ func bucketExists(err error) bool {
 
 // LocalDefaults sets what a local host needs and a developer should not
 // have to: the webhook delivery URL on this host, the development signing
-// secret, and fetches from loopback (test image servers, receivers).
-// Variables already set are kept.
+// secret, the identity the webhook tasks carry (the Cloud Tasks emulator
+// forwards its token as Cloud Run does, and deliverWebhook checks it), and
+// fetches from loopback (test image servers, receivers). Variables already
+// set are kept.
 func LocalDefaults(hostURL string) {
+	project := os.Getenv("GOOGLE_CLOUD_PROJECT")
 	for k, v := range map[string]string{
-		"IMGPIPE_WEBHOOK_DELIVERY_URL": hostURL + "/" + functions.FnDeliver,
-		"IMGPIPE_WEBHOOK_SECRETS":      config.DevWebhookSecret,
-		"IMGPIPE_ALLOW_LOOPBACK":       "true",
+		"IMGPIPE_WEBHOOK_DELIVERY_URL":  hostURL + "/" + functions.FnDeliver,
+		"IMGPIPE_WEBHOOK_SECRETS":       config.DevWebhookSecret,
+		"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@" + project + ".iam.gserviceaccount.com",
+		"IMGPIPE_ALLOW_LOOPBACK":        "true",
 	} {
 		if os.Getenv(k) == "" {
 			os.Setenv(k, v)

@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 	}
 	w := localstack.ProductionWiring(cfg, hostURL)
 	w.Pushes = append(w.Pushes, localstack.Push{
-		Topic: "probe-" + s, Subscription: "probe-push-" + s, AckDeadline: 30 * time.Second,
+		Topic: "probe-" + s, Subscription: "probe-push-" + s, AckDeadline: 30 * time.Second, MinBackoff: time.Second, MaxBackoff: 10 * time.Second,
 		Endpoint: localstack.PushEndpoint(hostURL, "probeEvent", cfg.Project, "probe-"+s),
 	})
 	probeTopic = "probe-" + s

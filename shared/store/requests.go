@@ -66,7 +66,15 @@ type Request struct {
 type chunk struct {
 	Start    int             `firestore:"start"`
 	Products []batch.Product `firestore:"products"`
+	// ExpireAt is set while the chunk is staged and cleared when its
+	// request is committed: Firestore's TTL policy on chunks.expireAt
+	// deletes the chunks of an upload that never committed.
+	ExpireAt *time.Time `firestore:"expireAt,omitempty"`
 }
+
+// StagedChunkTTL is how long a staged chunk outlives an upload that never
+// commits it.
+const StagedChunkTTL = 24 * time.Hour
 
 type shard struct {
 	Expected  int       `firestore:"expected"`

@@ -196,3 +196,47 @@ func TestStageDiscardLeavesNothing(t *testing.T) {
 		t.Errorf("request after Discard: %v", err)
 	}
 }
+
+// Staged chunks carry expireAt (the TTL policy's field) until their request
+// is committed; a committed request's chunks never expire, an abandoned
+// upload's do.
+func TestStagedChunksExpireUntilCommitted(t *testing.T) {
+	t.Parallel()
+	st := open(t)
+	ctx := context.Background()
+	expiring := func(id string) (n, total int) {
+		t.Helper()
+		docs, err := st.Firestore().Collection("requests").Doc(id).Collection("chunks").Documents(ctx).GetAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			if at, err := d.DataAt("expireAt"); err == nil {
+				if exp, ok := at.(time.Time); !ok || exp.Before(time.Now().Add(store.StagedChunkTTL-time.Hour)) {
+					t.Errorf("chunk %s expires at %v, want about %v from now", d.Ref.ID, at, store.StagedChunkTTL)
+				}
+				n++
+			}
+		}
+		return n, len(docs)
+	}
+
+	abandoned := st.Stage(ctx, "abandoned-"+emulatortest.Suffix())
+	for _, p := range products(2500, 1) {
+		if err := abandoned.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abandoned.Wait()
+	if n, total := expiring(abandoned.ID()); total == 0 || n != total {
+		t.Errorf("an uncommitted upload: %d of %d chunks expiring, want all", n, total)
+	}
+
+	r, err := st.CreateRequest(ctx, store.Request{ID: "committed-" + emulatortest.Suffix(), Quality: 50}, products(2500, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, total := expiring(r.ID); total != 3 || n != 0 {
+		t.Errorf("a committed request: %d of %d chunks expiring, want 0 of 3", n, total)
+	}
+}

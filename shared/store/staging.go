@@ -83,6 +83,8 @@ func (st *Staging) flush() error {
 		return st.firstErr()
 	}
 	c := st.cur
+	expire := time.Now().Add(StagedChunkTTL).UTC()
+	c.ExpireAt = &expire
 	st.cur = chunk{Products: make([]batch.Product, 0, len(c.Products))}
 	st.starts = append(st.starts, c.Start)
 	st.slots <- struct{}{}
@@ -97,6 +99,13 @@ func (st *Staging) flush() error {
 			st.mu.Unlock()
 		}
 	}()
+	return st.firstErr()
+}
+
+// Wait blocks until every chunk handed to Firestore so far is written, and
+// returns the first write's error.
+func (st *Staging) Wait() error {
+	st.wg.Wait()
 	return st.firstErr()
 }
 
@@ -127,7 +136,18 @@ func (st *Staging) Commit(ctx context.Context, r Request) (Request, error) {
 	}
 	now := time.Now().UTC()
 	bw := st.s.fs.BulkWriter(ctx)
-	jobs := make([]*firestore.BulkWriterJob, 0, r.Shards)
+	jobs := make([]*firestore.BulkWriterJob, 0, r.Shards+len(st.starts))
+	// The chunks belong to a request from now on: no longer expiring. A
+	// crash between this and the request's creation leaves chunks that
+	// never expire; the other order could delete a live request's products.
+	for _, start := range st.starts {
+		j, err := bw.Update(st.ref.Collection(colChunks).Doc(chunkID(start)), []firestore.Update{{Path: "expireAt", Value: firestore.Delete}})
+		if err != nil {
+			bw.End()
+			return r, fmt.Errorf("firestore.BulkWriter.Update: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
 	for i, e := range expected {
 		j, err := bw.Set(st.ref.Collection(colShards).Doc(shardID(i)), shard{Expected: e, UpdatedAt: now})
 		if err != nil {

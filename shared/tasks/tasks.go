@@ -44,7 +44,8 @@ type Enqueuer struct {
 	Client         *cloudtasks.Client
 	Queue          string // full queue name
 	TargetURL      string // the deliverWebhook function
-	ServiceAccount string // OIDC identity; empty locally
+	ServiceAccount string // identity of the OIDC token each task carries
+	Audience       string // that token's audience; TargetURL when empty
 	Deadline       time.Duration
 }
 
@@ -57,8 +58,12 @@ func (e *Enqueuer) Enqueue(ctx context.Context, id string, body []byte) error {
 		Headers: map[string]string{"Content-Type": "application/json"}, Body: body,
 	}
 	if e.ServiceAccount != "" {
+		aud := e.Audience
+		if aud == "" {
+			aud = e.TargetURL
+		}
 		hr.AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{
-			ServiceAccountEmail: e.ServiceAccount, Audience: e.TargetURL,
+			ServiceAccountEmail: e.ServiceAccount, Audience: aud,
 		}}
 	}
 	task := &cloudtaskspb.Task{

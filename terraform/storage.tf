@@ -1,0 +1,77 @@
+locals {
+  bucket = var.bucket != "" ? var.bucket : "${var.project}-imgpipe-images"
+}
+
+# Compressed images, and reports too large to answer inline (under reports/).
+resource "google_storage_bucket" "images" {
+  name                        = local.bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = var.output_urls == "public" ? "inherited" : "enforced"
+  depends_on                  = [google_project_service.apis]
+
+  # Reports are written again on demand; old copies are only cost.
+  lifecycle_rule {
+    condition {
+      age            = 7
+      matches_prefix = ["reports/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_iam_member" "functions_write_images" {
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.functions.email}"
+}
+
+resource "google_storage_bucket_iam_member" "public_read" {
+  count  = var.output_urls == "public" ? 1 : 0
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectViewer"
+  member = "allUsers"
+}
+
+# The zipped function source, one object per content hash: a changed
+# source is a new object name, which makes the functions rebuild.
+resource "google_storage_bucket" "source" {
+  name                        = "${var.project}-imgpipe-source"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  depends_on                  = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_object" "source" {
+  name   = "imgpipe-${filesha256(var.source_archive)}.zip"
+  bucket = google_storage_bucket.source.name
+  source = var.source_archive
+}
+
+# Function build images, in a repository of our own so the build account
+# writes there and nowhere else.
+resource "google_artifact_registry_repository" "functions" {
+  location      = var.region
+  repository_id = "imgpipe-functions"
+  format        = "DOCKER"
+  description   = "imgpipe function images"
+  depends_on    = [google_project_service.apis]
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s"
+    }
+  }
+}

@@ -1,0 +1,137 @@
+variable "project" {
+  type        = string
+  description = "Google Cloud project ID to deploy into (GOOGLE_CLOUD_PROJECT)."
+}
+
+variable "region" {
+  type        = string
+  default     = "us-central1"
+  description = "Region of the functions, the queue, the buckets and the build repository (IMGPIPE_LOCATION)."
+}
+
+variable "firestore_location" {
+  type        = string
+  default     = "nam5"
+  description = "Location of the (default) Firestore database: a multi-region such as nam5 or eur3, or a region. Fixed once created."
+}
+
+variable "bucket" {
+  type        = string
+  default     = ""
+  description = "Bucket for compressed images (IMGPIPE_BUCKET); empty means PROJECT-imgpipe-images."
+}
+
+variable "output_urls" {
+  type        = string
+  default     = "public"
+  description = "Links to outputs: public (the bucket is readable by allUsers) or signed (V4 signed URLs valid for signed_url_ttl)."
+  validation {
+    condition     = contains(["public", "signed"], var.output_urls)
+    error_message = "output_urls is public or signed."
+  }
+}
+
+variable "signed_url_ttl" {
+  type        = string
+  default     = "168h"
+  description = "Lifetime of signed links (IMGPIPE_SIGNED_URL_TTL); V4 signing allows at most 168h."
+}
+
+variable "source_archive" {
+  type        = string
+  description = "Path of the zipped function source (make deploy builds it: functions/cmd/imgpipe-source). Its content hash names the uploaded object, so a change rebuilds the functions."
+}
+
+variable "images_topic" {
+  type        = string
+  default     = "imgpipe-images"
+  description = "Topic with one message per image (IMGPIPE_IMAGES_TOPIC); the dead-letter topic is this name with -dead."
+}
+
+variable "webhook_queue" {
+  type        = string
+  default     = "imgpipe-webhooks"
+  description = "Cloud Tasks queue delivering webhooks (IMGPIPE_WEBHOOK_QUEUE)."
+}
+
+variable "webhook_secrets" {
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+  description = "IMGPIPE_WEBHOOK_SECRETS: comma-separated whsec_<base64> secrets, newest first while rotating. Written to Secret Manager (write-only: never in state or plan) when webhook_secrets_version changes; make deploy passes it from terraform/.webhook-secrets."
+}
+
+variable "webhook_secrets_version" {
+  type        = number
+  default     = 1
+  description = "Raise by one to write webhook_secrets as a new Secret Manager version (rotation)."
+}
+
+variable "public_url" {
+  type        = string
+  default     = ""
+  description = "IMGPIPE_PUBLIC_URL: base URL of the API in links; empty derives it from each request."
+}
+
+variable "max_delivery_attempts" {
+  type        = number
+  default     = 5
+  description = "Deliveries of an image message before it is dead-lettered and recorded failed (IMGPIPE_MAX_DELIVERY_ATTEMPTS); Pub/Sub accepts 5 to 100."
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "Pub/Sub's dead-letter policy takes 5 to 100 delivery attempts."
+  }
+}
+
+variable "compress_concurrency" {
+  type        = number
+  default     = 4
+  description = "Images one compressImage instance works on at once (IMGPIPE_COMPRESS_CONCURRENCY). Its memory and CPU follow from this, max_pixels and max_image_bytes (see locals in functions.tf)."
+  validation {
+    condition     = var.compress_concurrency >= 1 && var.compress_concurrency <= 16
+    error_message = "compress_concurrency is 1 to 16."
+  }
+}
+
+variable "max_pixels" {
+  type        = number
+  default     = 50000000
+  description = "Largest image decoded, width × height (IMGPIPE_MAX_PIXELS)."
+}
+
+variable "max_image_bytes" {
+  type        = number
+  default     = 26214400
+  description = "Largest image fetched, in bytes (IMGPIPE_MAX_IMAGE_BYTES)."
+}
+
+variable "max_instances" {
+  type        = number
+  default     = 100
+  description = "Most instances of each function."
+}
+
+variable "webhook_max_attempts" {
+  type        = number
+  default     = 5
+  description = "Webhook attempts before FAILED (IMGPIPE_WEBHOOK_MAX_ATTEMPTS), also the queue's max_attempts."
+}
+
+variable "webhook_min_backoff" {
+  type        = string
+  default     = "1s"
+  description = "Delay before the first webhook retry (IMGPIPE_WEBHOOK_MIN_BACKOFF)."
+}
+
+variable "webhook_max_backoff" {
+  type        = string
+  default     = "300s"
+  description = "Longest delay between webhook attempts (IMGPIPE_WEBHOOK_MAX_BACKOFF)."
+}
+
+variable "webhook_max_doublings" {
+  type        = number
+  default     = 16
+  description = "Times the webhook delay doubles before growing linearly (IMGPIPE_WEBHOOK_MAX_DOUBLINGS)."
+}
