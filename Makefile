@@ -2,7 +2,7 @@
 # local emulators; `make test` runs every test on its own set of emulators.
 SHELL := /bin/bash
 BIN := .bin
-PROJECT := imgpipe-local
+LOCAL_PROJECT := imgpipe-local
 
 # Fixed loopback ports. Dev and test use different ones, so `make test` runs
 # while `make dev` is up.
@@ -18,12 +18,17 @@ FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batc
 	&& go test -run='^$$' -fuzz=FuzzRecompress -fuzztime=$(FUZZTIME) ./shared/jpegdct \
 	&& IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(FUZZTIME) ./functions
 STACK := $(BIN)/stack
-STACK_FLAGS := -bin $(BIN) -project $(PROJECT)
+STACK_FLAGS := -bin $(BIN) -project $(LOCAL_PROJECT)
 
 SHARP_VERSION := 0.35.5
 BENCH_REPS ?= 3
 
-.PHONY: help tools dev demo bench bench-pipeline fuzz faults test test-unit lint emulators-up emulators-down emulators-status clean
+# Deploying: make deploy PROJECT=my-project [REGION=us-central1]
+REGION ?= us-central1
+TF := TF_IN_AUTOMATION=1 terraform -chdir=terraform
+CDKTF_GOOGLE := @cdktf/provider-google@16.12.1
+
+.PHONY: help tools dev demo bench bench-pipeline fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
@@ -32,6 +37,8 @@ help:
 	@echo "make faults           only the fault-injection suite, on its own emulators"
 	@echo "make bench            imgpipe vs sharp vs the stdlib path on real photographs (fetched into .bench/)"
 	@echo "make fuzz             every fuzz target for FUZZTIME (default 10s) each"
+	@echo "make deploy PROJECT=P [REGION=R]   build the source archive, terraform apply, print the API URL"
+	@echo "make deploy-check     offline: terraform fmt, provider schema, wiring and archive checks (part of make test)"
 	@echo "make emulators-up     start the dev emulators in the background (ports 8085 8086 4443 8123)"
 	@echo "make emulators-down   stop them (by the PIDs recorded in .stack/dev/pids)"
 
@@ -67,12 +74,52 @@ demo: tools
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt would change: $$bad"; exit 1; fi
 	@go vet -tags faults ./... && (cd emulators && go vet ./...)
-	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive terraform; fi
+
+# Offline checks of what make deploy would apply: formatting, every
+# resource against the pinned provider's schema (terraform/schema), the
+# production-only rules (APIs first, secrets, IAM, sizing), the local stack's
+# wiring against Terraform's, the webhook token check, and the source
+# archive built alone the way the buildpack builds it.
+deploy-check:
+	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff terraform \
+	  || { echo "terraform fmt: run terraform fmt terraform"; exit 1; }; \
+	  else echo "deploy-check: no terraform binary; formatting is checked by TestTerraformFormatted alone"; fi
+	@go test -count=1 ./functions/deploy/ ./shared/invoker/ ./shared/config/
+
+# The function source archive, named by its content hash.
+source:
+	@go run ./functions/cmd/imgpipe-source -o $(BIN)/source
+
+# Regenerates terraform/schema/google.json from the npm package of the
+# provider schema for the pinned version (after adding a resource type).
+tf-schema:
+	@mkdir -p $(BIN)/cdktf && cd $(BIN)/cdktf && rm -rf package *.tgz \
+	  && npm pack --silent $(CDKTF_GOOGLE) >/dev/null && tar xzf *.tgz
+	@node terraform/schema/generate.mjs $(BIN)/cdktf/package terraform > terraform/schema/google.json
+	@echo "terraform/schema/google.json regenerated from $(CDKTF_GOOGLE)"
+
+# Applies terraform/ to PROJECT. The webhook signing secrets are generated
+# on the first deploy into terraform/.webhook-secrets (git ignores it) and
+# written to Secret Manager write-only; rotate them as terraform/README.md says.
+deploy:
+	@if [ -z "$(PROJECT)" ]; then echo "usage: make deploy PROJECT=my-project [REGION=us-central1]"; exit 2; fi
+	@command -v terraform >/dev/null || { echo "make deploy needs terraform >= 1.11 on PATH"; exit 1; }
+	@command -v gcloud >/dev/null || { echo "make deploy needs gcloud, signed in (gcloud auth application-default login)"; exit 1; }
+	@if [ ! -s terraform/.webhook-secrets ]; then umask 077; echo "whsec_$$(head -c 32 /dev/urandom | base64)" > terraform/.webhook-secrets; \
+	  echo "generated a webhook signing secret in terraform/.webhook-secrets: give it to your webhook receivers"; fi
+	@archive=$$(go run ./functions/cmd/imgpipe-source -o $(BIN)/source) || exit 1; \
+	  $(TF) init -input=false -upgrade=false >/dev/null && \
+	  TF_VAR_webhook_secrets="$$(cat terraform/.webhook-secrets)" $(TF) apply -input=false \
+	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive && \
+	  echo && echo "imgpipe is up: $$($(TF) output -raw api_url)" && \
+	  echo "First API key (printed once):" && \
+	  echo "  GOOGLE_CLOUD_PROJECT=$(PROJECT) go run ./functions/cmd/imgpipe-keys create -name first-key" && \
+	  echo "Then: curl -H 'X-API-Key: KEY' -F csv=@testdata/sample.csv $$($(TF) output -raw api_url)/api/upload"
 
 test-unit:
 	@go test ./... && (cd emulators && go test ./...)
 
-test: lint tools
+test: lint deploy-check tools
 	@start=$$(date +%s); \
 	  $(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -143,7 +145,9 @@ type evaluator struct {
 }
 
 // functionURI is the stand-in for a function's Cloud Run URL.
-func functionURI(key string) string { return "https://imgpipe-" + strings.ToLower(key) + "-abc123-uc.a.run.app" }
+func functionURI(key string) string {
+	return "https://imgpipe-" + strings.ToLower(key) + "-abc123-uc.a.run.app"
+}
 
 func newEvaluator(t *testing.T, blocks []tfBlock, overrides map[string]cty.Value) *evaluator {
 	t.Helper()
@@ -191,6 +195,7 @@ func newEvaluator(t *testing.T, blocks []tfBlock, overrides map[string]cty.Value
 				id := attrs["account_id"].AsString()
 				attrs["email"] = cty.StringVal(id + "@acme-prod.iam.gserviceaccount.com")
 				attrs["name"] = cty.StringVal("projects/acme-prod/serviceAccounts/" + id + "@acme-prod.iam.gserviceaccount.com")
+				attrs["id"] = attrs["name"]
 			}
 			if resources[b.Labels[0]] == nil {
 				resources[b.Labels[0]] = map[string]cty.Value{}
@@ -279,34 +284,39 @@ func (e *evaluator) str(t *testing.T, body *hclsyntax.Body, attr string) string 
 	return v.AsString()
 }
 
-// references lists the addresses an expression or body refers to.
-func references(body *hclsyntax.Body) []string {
+// traversalRefs turns references into addresses: var.X, local.X,
+// TYPE.NAME, data.TYPE.NAME.
+func traversalRefs(trs []hcl.Traversal) []string {
 	var out []string
-	add := func(trs []hcl.Traversal) {
-		for _, tr := range trs {
-			parts := []string{tr.RootName()}
-			for _, step := range tr[1:] {
-				if a, ok := step.(hcl.TraverseAttr); ok {
-					parts = append(parts, a.Name)
-				}
-				if len(parts) == 3 {
-					break
-				}
+	for _, tr := range trs {
+		parts := []string{tr.RootName()}
+		for _, step := range tr[1:] {
+			if a, ok := step.(hcl.TraverseAttr); ok {
+				parts = append(parts, a.Name)
 			}
-			switch parts[0] {
-			case "var", "local":
-				out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
-			case "data":
-				out = append(out, strings.Join(parts, "."))
-			default:
-				out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
+			if len(parts) == 3 {
+				break
 			}
 		}
+		switch parts[0] {
+		case "var", "local":
+			out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
+		case "data":
+			out = append(out, strings.Join(parts, "."))
+		default:
+			out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
+		}
 	}
+	return out
+}
+
+// references lists the addresses a block's arguments refer to.
+func references(body *hclsyntax.Body) []string {
+	var out []string
 	var walk func(b *hclsyntax.Body)
 	walk = func(b *hclsyntax.Body) {
 		for _, a := range b.Attributes {
-			add(a.Expr.Variables())
+			out = append(out, traversalRefs(a.Expr.Variables())...)
 		}
 		for _, c := range b.Blocks {
 			walk(c.Body)
@@ -512,6 +522,22 @@ resource "google_cloudfunctions2_function" "f" {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the check missed: %s\nit found:\n%s", want, got)
+		}
+	}
+}
+
+// The files are formatted as terraform fmt formats them (hclwrite is the
+// formatter terraform fmt builds on), so the check holds where the
+// terraform binary is not installed.
+func TestTerraformFormatted(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(tfDir, "*.tf"))
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hclwrite.Format(src); !bytes.Equal(got, src) {
+			t.Errorf("%s is not formatted: run terraform fmt terraform", f)
 		}
 	}
 }
