@@ -100,7 +100,8 @@ tf-schema:
 
 # Applies terraform/ to PROJECT. The webhook signing secrets are generated
 # on the first deploy into terraform/.webhook-secrets (git ignores it) and
-# written to Secret Manager write-only; rotate them as terraform/README.md says.
+# written to Secret Manager write-only, again whenever that file changes
+# (a new secret version; terraform/README.md says how to rotate).
 deploy:
 	@if [ -z "$(PROJECT)" ]; then echo "usage: make deploy PROJECT=my-project [REGION=us-central1]"; exit 2; fi
 	@command -v terraform >/dev/null || { echo "make deploy needs terraform >= 1.11 on PATH"; exit 1; }
@@ -108,9 +109,13 @@ deploy:
 	@if [ ! -s terraform/.webhook-secrets ]; then umask 077; echo "whsec_$$(head -c 32 /dev/urandom | base64)" > terraform/.webhook-secrets; \
 	  echo "generated a webhook signing secret in terraform/.webhook-secrets: give it to your webhook receivers"; fi
 	@archive=$$(go run ./functions/cmd/imgpipe-source -o $(BIN)/source) || exit 1; \
-	  $(TF) init -input=false -upgrade=false >/dev/null && \
+	  sum=$$(sha256sum terraform/.webhook-secrets | cut -c1-64); \
+	  read ver applied < terraform/.webhook-secrets.applied 2>/dev/null || { ver=1; applied=$$sum; }; \
+	  if [ "$$sum" != "$$applied" ]; then ver=$$((ver + 1)); echo "webhook secrets changed: writing them as version $$ver"; fi; \
+	  $(TF) init -input=false >/dev/null && \
 	  TF_VAR_webhook_secrets="$$(cat terraform/.webhook-secrets)" $(TF) apply -input=false \
-	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive && \
+	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive -var webhook_secrets_version=$$ver && \
+	  echo "$$ver $$sum" > terraform/.webhook-secrets.applied && \
 	  echo && echo "imgpipe is up: $$($(TF) output -raw api_url)" && \
 	  echo "First API key (printed once):" && \
 	  echo "  GOOGLE_CLOUD_PROJECT=$(PROJECT) go run ./functions/cmd/imgpipe-keys create -name first-key" && \

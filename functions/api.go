@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,16 @@ type keyCtx struct{}
 func caller(r *http.Request) access.Key {
 	k, _ := r.Context().Value(keyCtx{}).(access.Key)
 	return k
+}
+
+// callerID is the ID of the authenticated key, the owner every read is
+// checked against. A request that reached a handler without one is
+// refused: an empty owner would mean "anyone's".
+func callerID(r *http.Request) (string, error) {
+	if k := caller(r); k.ID != "" {
+		return k.ID, nil
+	}
+	return "", fault.New(fault.Unauthenticated, "", "an API key is required: Authorization: Bearer KEY, or X-API-Key: KEY")
 }
 
 // errorBody is every error the API answers.
@@ -282,12 +293,17 @@ func status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
+	owner, err := callerID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
 	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
 	if err != nil {
 		limit = 1000
 	}
-	v, err := d.svc.Status(r.Context(), r.PathValue("id"), caller(r).ID, offset, limit)
+	v, err := d.svc.Status(r.Context(), r.PathValue("id"), owner, offset, limit)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -295,6 +311,9 @@ func status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
+// report answers the CSV report: in the response while it is small, else
+// (Cloud Run caps a response at 32 MiB) as an object in the bucket behind
+// a 303 See Other to a link valid for reportLinkTTL.
 func report(w http.ResponseWriter, r *http.Request) {
 	d, err := loadDeps()
 	if err != nil {
@@ -302,16 +321,90 @@ func report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	// Check the request exists before the CSV headers go out.
-	if err := d.svc.CheckAccess(r.Context(), id, caller(r).ID); err != nil {
+	owner, err := callerID(r)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="imgpipe-`+id+`.csv"`)
-	if err := d.svc.Report(r.Context(), id, caller(r).ID, w); err != nil {
-		logger.Error("report failed mid-stream", "requestId", id, "error", err.Error())
+	// Check the request exists before anything is written.
+	if err := d.svc.CheckAccess(r.Context(), id, owner); err != nil {
+		writeError(w, err)
+		return
 	}
+	const contentType = "text/csv; charset=utf-8"
+	disposition := `attachment; filename="imgpipe-` + id + `.csv"`
+	object := "reports/" + id + "/" + strconv.FormatInt(time.Now().UnixNano(), 10) + ".csv"
+	// Cancelling the object's context before Close abandons it unfinished.
+	objCtx, abandon := context.WithCancel(r.Context())
+	defer abandon()
+	out := &spillWriter{limit: d.cfg.ReportInlineMaxBytes, open: func() io.WriteCloser {
+		return d.bucket.Create(objCtx, object, contentType, disposition)
+	}}
+	if err := d.svc.Report(r.Context(), id, owner, out); err != nil {
+		abandon()
+		writeErrorFor(w, err, id)
+		return
+	}
+	if !out.spilled() {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Disposition", disposition)
+		w.Header().Set("Content-Length", strconv.Itoa(out.buf.Len()))
+		_, _ = w.Write(out.buf.Bytes())
+		return
+	}
+	if err := out.Close(); err != nil {
+		writeErrorFor(w, fault.Wrap(fault.Transient, "", err, "storing the report"), id)
+		return
+	}
+	link, err := d.bucket.PrivateURL(object, reportLinkTTL)
+	if err != nil {
+		writeErrorFor(w, fault.Wrap(fault.Internal, "", err, "signing the report's link"), id)
+		return
+	}
+	w.Header().Set("Location", link)
+	writeJSON(w, http.StatusSeeOther, map[string]any{
+		"requestId": id, "reportUrl": link, "expiresAt": time.Now().Add(reportLinkTTL).UTC().Format(time.RFC3339),
+		"bytes": out.n,
+	})
+}
+
+// reportLinkTTL is how long the link to a stored report works.
+const reportLinkTTL = time.Hour
+
+// spillWriter keeps what is written in memory up to limit bytes; past it,
+// it opens the writer open gives, hands it what it kept, and writes
+// through from then on.
+type spillWriter struct {
+	limit int64
+	open  func() io.WriteCloser
+	buf   bytes.Buffer
+	to    io.WriteCloser
+	n     int64
+}
+
+func (s *spillWriter) Write(p []byte) (int, error) {
+	s.n += int64(len(p))
+	if s.to == nil && int64(s.buf.Len()+len(p)) <= s.limit {
+		return s.buf.Write(p)
+	}
+	if s.to == nil {
+		s.to = s.open()
+		if _, err := s.to.Write(s.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		s.buf = bytes.Buffer{}
+	}
+	return s.to.Write(p)
+}
+
+func (s *spillWriter) spilled() bool { return s.to != nil }
+
+// Close finishes the spilled object.
+func (s *spillWriter) Close() error {
+	if s.to == nil {
+		return nil
+	}
+	return s.to.Close()
 }
 
 func redeliver(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +413,12 @@ func redeliver(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
-	n, err := d.svc.RedeliverWebhook(r.Context(), r.PathValue("id"), caller(r).ID)
+	owner, err := callerID(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := d.svc.RedeliverWebhook(r.Context(), r.PathValue("id"), owner)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -56,6 +56,7 @@ type deps struct {
 	limits batch.Limits
 	svc    *pipeline.Service
 	store  *store.Store
+	bucket *blob.Bucket
 	keys   *access.Keys
 }
 
@@ -114,7 +115,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
 		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
 	}
-	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, keys: &access.Keys{FS: st.Firestore()}}, nil
+	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}}, nil
 })
 
 // pushTargets lists the Pub/Sub-triggered functions by name.

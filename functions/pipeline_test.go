@@ -74,6 +74,7 @@ var (
 	firestoreProxy, gcsProxy *tcpProxy
 	keys                     *access.Keys
 	apiKey                   string
+	apiKeyID                 string
 	cfg                      config.Config
 	apiURL                   string // the function host
 	imageURL                 string // the test image server
@@ -89,6 +90,9 @@ func TestMain(m *testing.M) {
 		// Fewer failed pushes per hopeless image: the Pub/Sub emulator throttles a
 		// subscription after bursts of them.
 		"IMGPIPE_MAX_DELIVERY_ATTEMPTS": "3",
+		// Reports past 4 KiB take the path a large production report takes:
+		// stored in the bucket, answered with a link.
+		"IMGPIPE_REPORT_INLINE_MAX_BYTES": "4096",
 	} {
 		os.Setenv(k, v)
 	}
@@ -122,9 +126,11 @@ func TestMain(m *testing.M) {
 		fail(err)
 	}
 	keys = &access.Keys{FS: st.Firestore()}
-	if apiKey, _, err = keys.Create(ctx, "tests", 100_000, 1_000_000); err != nil {
+	var key access.Key
+	if apiKey, key, err = keys.Create(ctx, "tests", 100_000, 1_000_000); err != nil {
 		fail(err)
 	}
+	apiKeyID = key.ID
 	http.DefaultTransport = withKey{key: func() string { return apiKey }, next: http.DefaultTransport}
 	code := m.Run()
 	if err := localstack.Unwire(ctx, wiring); err != nil {

@@ -2,10 +2,14 @@ package taskstest_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -612,5 +616,47 @@ func TestMaxRetryDurationWithUnlimitedAttempts(t *testing.T) {
 	// Attempts at 0, .3, .6, .9, 1.2 s: the one at 1.2 s finds the duration spent.
 	if n := len(rc.deliveries()); n < 4 || n > 6 {
 		t.Errorf("got %d attempts within a 1s max_retry_duration at 300ms intervals, want about 5", n)
+	}
+}
+
+// A task with an OIDC token reaches its target as a Cloud Run receiver
+// gets it: the Google ID token's header and claims, the signature replaced
+// by SIGNATURE_REMOVED_BY_GOOGLE; the audience is the one asked for, or
+// the URL without its query when none is.
+func TestOIDCTokenForwardedAsCloudRunDoes(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	rc := newReceiver(t, status200)
+	q := createQueue(t, c, "oidc", nil)
+	const sa = "imgpipe-pusher@test-project.iam.gserviceaccount.com"
+	for i, aud := range []string{"https://deliver.example/fn", ""} {
+		task := httpTask(fmt.Sprintf("%s/tasks/oidc-%d", q.Name, i), rc.URL+"/hook?x=1")
+		task.GetHttpRequest().AuthorizationHeader = &cloudtaskspb.HttpRequest_OidcToken{OidcToken: &cloudtaskspb.OidcToken{ServiceAccountEmail: sa, Audience: aud}}
+		if _, err := c.CreateTask(context.Background(), &cloudtaskspb.CreateTaskRequest{Parent: q.Name, Task: task}); err != nil {
+			t.Fatal(err)
+		}
+		d := rc.await(t, i+1, 5*time.Second)[i]
+		tok, ok := strings.CutPrefix(d.header.Get("Authorization"), "Bearer ")
+		parts := strings.Split(tok, ".")
+		if !ok || len(parts) != 3 || parts[2] != "SIGNATURE_REMOVED_BY_GOOGLE" {
+			t.Fatalf("Authorization %q is not a forwarded ID token", d.header.Get("Authorization"))
+		}
+		var claims struct {
+			Iss, Aud, Email string
+			EmailVerified   bool `json:"email_verified"`
+			Exp, Iat        int64
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err == nil {
+			err = json.Unmarshal(payload, &claims)
+		}
+		want := aud
+		if want == "" {
+			want = rc.URL + "/hook"
+		}
+		if err != nil || claims.Iss != "https://accounts.google.com" || claims.Aud != want || claims.Email != sa || !claims.EmailVerified ||
+			claims.Exp <= time.Now().Unix() || claims.Iat > time.Now().Unix()+1 {
+			t.Errorf("claims %+v (%v), want aud %s and email %s", claims, err, want, sa)
+		}
 	}
 }

@@ -98,7 +98,7 @@ func TestFunctionsSizedForTheirConcurrency(t *testing.T) {
 	// The sizing uses the limits the functions are given.
 	e := newEvaluator(t, blocks, nil)
 	env, _ := e.local("env")
-	for _, name := range []string{"IMGPIPE_MAX_PIXELS", "IMGPIPE_MAX_IMAGE_BYTES", "IMGPIPE_MAX_DELIVERY_ATTEMPTS"} {
+	for _, name := range []string{"IMGPIPE_MAX_PIXELS", "IMGPIPE_MAX_IMAGE_BYTES", "IMGPIPE_MAX_DELIVERY_ATTEMPTS", "IMGPIPE_COMPRESS_CONCURRENCY"} {
 		if got, want := env.GetAttr(name).AsString(), configDefault(t, name); got != want {
 			t.Errorf("terraform's default %s = %s, the product's is %s", name, got, want)
 		}

@@ -103,5 +103,32 @@ func (b *Bucket) URL(name string) string {
 	}
 }
 
+// Create returns a writer of a private object (a report, say): written
+// once, read through PrivateURL.
+func (b *Bucket) Create(ctx context.Context, name, contentType, disposition string) io.WriteCloser {
+	w := b.gcs.Bucket(b.name).Object(name).NewWriter(ctx)
+	w.ContentType = contentType
+	w.ContentDisposition = disposition
+	w.CacheControl = "private, max-age=0"
+	return w
+}
+
+// PrivateURL is a link to an object that works for ttl whatever the
+// bucket's output links are: V4-signed in production (signed by the
+// functions' own account through the IAM credentials API), the emulator's
+// download link locally.
+func (b *Bucket) PrivateURL(name string, ttl time.Duration) (string, error) {
+	if b.mode == "emulator" {
+		return b.URL(name), nil
+	}
+	u, err := b.gcs.Bucket(b.name).SignedURL(name, &storage.SignedURLOptions{
+		Method: "GET", Expires: time.Now().Add(ttl), Scheme: storage.SigningSchemeV4,
+	})
+	if err != nil {
+		return "", fmt.Errorf("storage.BucketHandle.SignedURL: %w", err)
+	}
+	return u, nil
+}
+
 // Close releases the client.
 func (b *Bucket) Close() error { return b.gcs.Close() }

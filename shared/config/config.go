@@ -52,10 +52,14 @@ type Config struct {
 	WebhookInlineMaxImages int
 
 	MaxUploadBytes int64
-	MaxRows        int
-	MaxURLsPerRow  int
-	MaxImages      int
-	MaxURLLength   int
+	// ReportInlineMaxBytes is the largest report answered in the response
+	// itself; a larger one is written to the bucket and answered with a
+	// link (Cloud Run caps responses at 32 MiB).
+	ReportInlineMaxBytes int64
+	MaxRows              int
+	MaxURLsPerRow        int
+	MaxImages            int
+	MaxURLLength         int
 }
 
 // Variable describes one environment variable.
@@ -82,7 +86,7 @@ var Variables = []Variable{
 	{"IMGPIPE_MAX_IMAGE_BYTES", "26214400", "largest image fetched (25 MiB)"},
 	{"IMGPIPE_MAX_PIXELS", "50000000", "largest image decoded, width × height"},
 	{"IMGPIPE_MAX_DIMENSION", "20000", "longest side decoded"},
-	{"IMGPIPE_COMPRESS_CONCURRENCY", "5", "images compressed at once per instance"},
+	{"IMGPIPE_COMPRESS_CONCURRENCY", "4", "images compressed at once per instance (Terraform sizes compressImage memory and CPU from it)"},
 	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "failed attempts at one image (a fetch retried within a delivery counts, as does a failed delivery) before it is recorded failed; at most the dead-letter policy's deliveries"},
 	{"IMGPIPE_WEBHOOK_SECRETS", "", "comma-separated whsec_<base64> signing secrets; each signs every delivery (rotation) (required)"},
 	{"IMGPIPE_WEBHOOK_TIMEOUT", "10s", "one webhook attempt: connect, send, answer"},
@@ -95,6 +99,7 @@ var Variables = []Variable{
 	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty means IMGPIPE_WEBHOOK_DELIVERY_URL"},
 	{"IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", "1000", "requests with more images get a webhook without products, pointing at the report"},
 	{"IMGPIPE_MAX_UPLOAD_BYTES", "31457280", "largest upload body (30 MiB; Cloud Run refuses HTTP/1 requests over 32 MiB, so at most 33554432)"},
+	{"IMGPIPE_REPORT_INLINE_MAX_BYTES", "8388608", "largest CSV report sent in the response (8 MiB); a larger one is stored under reports/ in the bucket and answered with 303 See Other to a signed link (Cloud Run caps responses at 32 MiB)"},
 	{"IMGPIPE_MAX_ROWS", "100000", "products per request"},
 	{"IMGPIPE_MAX_URLS_PER_ROW", "20", "image URLs per product"},
 	{"IMGPIPE_MAX_IMAGES", "200000", "image URLs per request"},
@@ -211,6 +216,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		TasksOIDCAudience:      str("IMGPIPE_TASKS_OIDC_AUDIENCE"),
 		WebhookInlineMaxImages: int(num("IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", 0, 100000)),
 		MaxUploadBytes:         num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, CloudRunMaxRequestBytes),
+		ReportInlineMaxBytes:   num("IMGPIPE_REPORT_INLINE_MAX_BYTES", 0, 30<<20),
 		MaxRows:                int(num("IMGPIPE_MAX_ROWS", 1, 10_000_000)),
 		MaxURLsPerRow:          int(num("IMGPIPE_MAX_URLS_PER_ROW", 1, 1000)),
 		MaxImages:              int(num("IMGPIPE_MAX_IMAGES", 1, 10_000_000)),

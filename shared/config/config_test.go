@@ -25,7 +25,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Location != "us-central1" || c.ImagesTopic != "imgpipe-images" || c.WebhookQueue != "imgpipe-webhooks" || c.TasksEmulatorHost != "" {
 		t.Errorf("defaults: %+v", c)
 	}
-	if c.AllowLoopback || c.FetchTimeout != 20*time.Second || c.MaxImageBytes != 25<<20 || c.CompressConcurrency != 5 || c.MaxRows != 100000 {
+	if c.AllowLoopback || c.FetchTimeout != 20*time.Second || c.MaxImageBytes != 25<<20 || c.CompressConcurrency != 4 || c.MaxRows != 100000 {
 		t.Errorf("defaults: %+v", c)
 	}
 	if got := c.QueueName(); got != "projects/imgpipe-local/locations/us-central1/queues/imgpipe-webhooks" {
@@ -71,8 +71,12 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range Variables {
-		if !strings.Contains(string(b), "| `"+v.Name+"` |") {
-			t.Errorf("README's configuration table lacks %s", v.Name)
+		def := "–"
+		if v.Default != "" {
+			def = "`" + v.Default + "`"
+		}
+		if row := "| `" + v.Name + "` | " + def + " | " + v.Doc + " |"; !strings.Contains(string(b), row+"\n") {
+			t.Errorf("README's configuration table lacks the row %s", row)
 		}
 	}
 }
