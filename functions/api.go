@@ -29,7 +29,7 @@ var apiMux = func() *http.ServeMux {
 	m.HandleFunc("GET /api/download/{id}", report)
 	m.HandleFunc("POST /api/requests/{id}/webhook/redeliver", redeliver)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (see README: POST /api/upload, GET /api/status/{id}, GET /api/report/{id})", r.Method, r.URL.Path))
+		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (the API: POST /api/upload, GET /api/status/{id}, GET /api/report/{id}, GET /api/download/{id}, POST /api/requests/{id}/webhook/redeliver; see functions/README.md)", r.Method, r.URL.Path))
 	})
 	return m
 }()

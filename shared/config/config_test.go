@@ -64,9 +64,9 @@ func TestLoadJoinsEveryProblem(t *testing.T) {
 	}
 }
 
-// The README's configuration table lists every variable.
+// The configuration table of functions/README.md lists every variable.
 func TestREADMEListsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../functions/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
