@@ -33,7 +33,8 @@ CDKTF_GOOGLE := @cdktf/provider-google@16.12.1
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
 	@echo "make demo             upload testdata/sample.csv on a fresh local stack, print status, report, outputs"
-	@echo "make test             lint, unit and integration tests on their own emulators"
+	@echo "make test             lint, deploy checks, unit and integration tests on their own emulators"
+	@echo "make lint             gofmt, go vet and staticcheck on both modules"
 	@echo "make faults           only the fault-injection suite, on its own emulators"
 	@echo "make bench            imgpipe vs sharp vs the stdlib path on real photographs (fetched into .bench/)"
 	@echo "make fuzz             every fuzz target for FUZZTIME (default 10s) each"
@@ -71,9 +72,13 @@ demo: tools
 	  set -a; . .stack/demo/env; set +a; \
 	  IMGPIPE_BUCKET=imgpipe-demo-images $(BIN)/demo -addr 127.0.0.1:28080 -images 127.0.0.1:8090
 
+# staticcheck is pinned as a tool in the root go.mod; one binary checks both
+# modules.
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt would change: $$bad"; exit 1; fi
 	@go vet -tags faults ./... && (cd emulators && go vet ./...)
+	@mkdir -p $(BIN) && go build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
+	@$(BIN)/staticcheck -tags faults ./... && (cd emulators && ../$(BIN)/staticcheck ./...) && echo "lint: gofmt, go vet, staticcheck clean"
 
 # Offline checks of what make deploy would apply: formatting, every
 # resource against the pinned provider's schema (terraform/schema), the

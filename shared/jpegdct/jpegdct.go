@@ -83,11 +83,6 @@ func (c *component) moveWindow(base int) {
 	clear(c.end)
 }
 
-func newComponent(c component) *component {
-	c.alloc(c.rows)
-	return &c
-}
-
 func (c *component) index(bx, by int) int { return (by-c.base)*c.stride + bx }
 
 func (c *component) block(bx, by int) []int16 {

@@ -40,13 +40,12 @@ type sharpResult struct {
 
 // row is one file's figures for one path.
 type row struct {
-	mp        float64
-	sec       float64
-	in, out   int
-	ssim      float64
-	ok        bool
-	fellBack  bool
-	reasonFor string
+	mp       float64
+	sec      float64
+	in, out  int
+	ssim     float64
+	ok       bool
+	fellBack bool
 }
 
 func main() {
