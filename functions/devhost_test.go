@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imgpipe/imgpipe/shared/localstack"
+	"github.com/imgpipe/imgpipe/functions/localstack"
 )
 
 // devhost is cmd/devhost running as a separate process on its own topics,

@@ -51,3 +51,18 @@ func TestArchiveBuildsAlone(t *testing.T) {
 		}
 	}
 }
+
+// Imports run one way: nothing under shared/ depends on the edge.
+func TestSharedDoesNotImportFunctions(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "./shared/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, Module+"/functions") {
+			t.Errorf("a package under shared/ depends on %s", p)
+		}
+	}
+}

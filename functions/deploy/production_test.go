@@ -14,7 +14,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/shared/config"
-	"github.com/imgpipe/imgpipe/shared/localstack"
+	"github.com/imgpipe/imgpipe/functions/localstack"
 )
 
 // configDefault is the product's default for an environment variable.

@@ -5,7 +5,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"cloud.google.com/go/firestore"
 )
@@ -26,31 +25,6 @@ func Open(ctx context.Context, project string) (*Store, error) {
 
 // Close releases the client.
 func (s *Store) Close() error { return s.fs.Close() }
-
-// Probe is what a wiring probe function saw: proof that a trigger reached it.
-type Probe struct {
-	ID         string            `firestore:"id"`
-	Source     string            `firestore:"source"`
-	Data       string            `firestore:"data"`
-	Attributes map[string]string `firestore:"attributes,omitempty"`
-	Headers    map[string]string `firestore:"headers,omitempty"`
-	ReceivedAt time.Time         `firestore:"receivedAt"`
-}
-
-const probes = "probes"
-
-// RecordProbe stores p under its ID (a redelivery overwrites it).
-func (s *Store) RecordProbe(ctx context.Context, p Probe) error {
-	if _, err := s.fs.Collection(probes).Doc(p.ID).Set(ctx, p); err != nil {
-		return fmt.Errorf("firestore.Set: %w", err)
-	}
-	return nil
-}
-
-// Probe reads a recorded probe; found is false when there is none yet.
-func (s *Store) Probe(ctx context.Context, id string) (Probe, bool, error) {
-	return getOptional[Probe](ctx, s.fs.Collection(probes).Doc(id), "probe "+id)
-}
 
 // Firestore exposes the client for packages that keep their own
 // collections (access).

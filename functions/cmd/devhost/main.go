@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/shared/config"
-	"github.com/imgpipe/imgpipe/shared/localstack"
+	"github.com/imgpipe/imgpipe/functions/localstack"
 )
 
 func main() {

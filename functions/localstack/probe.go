@@ -10,11 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/firestore"
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/cloudevents/sdk-go/v2/event"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/imgpipe/imgpipe/shared/queue"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
 // The probes prove the wiring of a stack: a Pub/Sub push reaches a
@@ -26,9 +28,50 @@ const (
 	ProbeHTTPPath  = "/probeHTTP"
 )
 
-var probeStore = sync.OnceValues(func() (*store.Store, error) {
-	return store.Open(context.Background(), os.Getenv("GOOGLE_CLOUD_PROJECT"))
+var probeStore = sync.OnceValues(func() (*ProbeStore, error) {
+	fs, err := firestore.NewClient(context.Background(), os.Getenv("GOOGLE_CLOUD_PROJECT"))
+	if err != nil {
+		return nil, fmt.Errorf("firestore.NewClient: %w", err)
+	}
+	return &ProbeStore{FS: fs}, nil
 })
+
+// Probe is what a wiring probe function saw: proof that a trigger reached it.
+type Probe struct {
+	ID         string            `firestore:"id"`
+	Source     string            `firestore:"source"`
+	Data       string            `firestore:"data"`
+	Attributes map[string]string `firestore:"attributes,omitempty"`
+	Headers    map[string]string `firestore:"headers,omitempty"`
+	ReceivedAt time.Time         `firestore:"receivedAt"`
+}
+
+// ProbeStore keeps probes in Firestore (collection "probes").
+type ProbeStore struct{ FS *firestore.Client }
+
+// RecordProbe stores p under its ID (a redelivery overwrites it).
+func (s *ProbeStore) RecordProbe(ctx context.Context, p Probe) error {
+	if _, err := s.FS.Collection("probes").Doc(p.ID).Set(ctx, p); err != nil {
+		return fmt.Errorf("firestore.Set: %w", err)
+	}
+	return nil
+}
+
+// Probe reads a recorded probe; found is false when there is none yet.
+func (s *ProbeStore) Probe(ctx context.Context, id string) (Probe, bool, error) {
+	snap, err := s.FS.Collection("probes").Doc(id).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return Probe{}, false, nil
+	}
+	if err != nil {
+		return Probe{}, false, fmt.Errorf("firestore.Get probe %s: %w", id, err)
+	}
+	var p Probe
+	if err := snap.DataTo(&p); err != nil {
+		return Probe{}, false, fmt.Errorf("firestore.DataTo probe %s: %w", id, err)
+	}
+	return p, true, nil
+}
 
 func registerProbes(ctx context.Context) error {
 	if err := funcframework.RegisterCloudEventFunctionContext(ctx, ProbeEventPath, probeEvent); err != nil {
@@ -49,7 +92,7 @@ func probeEvent(ctx context.Context, e event.Event) error {
 	if err != nil {
 		return err
 	}
-	return st.RecordProbe(ctx, store.Probe{
+	return st.RecordProbe(ctx, Probe{
 		ID: "pubsub-" + msg.Message.MessageID, Source: e.Source(), Data: string(msg.Message.Data),
 		Attributes: msg.Message.Attributes, ReceivedAt: time.Now(),
 	})
@@ -77,7 +120,7 @@ func probeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "probeHTTP: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if err := st.RecordProbe(r.Context(), store.Probe{
+	if err := st.RecordProbe(r.Context(), Probe{
 		ID: "task-" + id, Source: r.Header.Get("X-CloudTasks-QueueName"), Data: string(body), Headers: headers, ReceivedAt: time.Now(),
 	}); err != nil {
 		http.Error(w, "probeHTTP: "+err.Error(), http.StatusServiceUnavailable)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
 	"google.golang.org/grpc/codes"
@@ -22,8 +23,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
-	"github.com/imgpipe/imgpipe/shared/localstack"
-	"github.com/imgpipe/imgpipe/shared/store"
+	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 
@@ -78,18 +78,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t *testing.T) *localstack.ProbeStore {
 	t.Helper()
-	st, err := store.Open(context.Background(), cfg.Project)
+	fs, err := firestore.NewClient(context.Background(), cfg.Project)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	t.Cleanup(func() { fs.Close() })
+	return &localstack.ProbeStore{FS: fs}
 }
 
 // awaitProbe polls Firestore until the probe function has recorded id.
-func awaitProbe(t *testing.T, st *store.Store, id string, within time.Duration) store.Probe {
+func awaitProbe(t *testing.T, st *localstack.ProbeStore, id string, within time.Duration) localstack.Probe {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -215,7 +215,7 @@ func TestFirestoreRoundTrip(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	id := "roundtrip-" + suffix()
-	in := store.Probe{ID: id, Source: "test", Data: "é ✓", Attributes: map[string]string{"k": "v"}, ReceivedAt: time.Now().UTC().Truncate(time.Microsecond)}
+	in := localstack.Probe{ID: id, Source: "test", Data: "é ✓", Attributes: map[string]string{"k": "v"}, ReceivedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := st.RecordProbe(ctx, in); err != nil {
 		t.Fatal(err)
 	}
