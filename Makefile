@@ -16,7 +16,7 @@ FUZZTIME ?= 10s
 FUZZ = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(FUZZTIME) ./shared/batch \
 	&& go test -run='^$$' -fuzz=FuzzCompress -fuzztime=$(FUZZTIME) ./shared/imagework \
 	&& go test -run='^$$' -fuzz=FuzzRecompress -fuzztime=$(FUZZTIME) ./shared/jpegdct \
-	&& IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(FUZZTIME) ./functions
+	&& go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(FUZZTIME) ./functions
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(LOCAL_PROJECT)
 
@@ -126,17 +126,29 @@ deploy:
 	  echo "  GOOGLE_CLOUD_PROJECT=$(PROJECT) go run ./functions/cmd/imgpipe-keys create -name first-key" && \
 	  echo "Then: curl -H 'X-API-Key: KEY' -F csv=@testdata/sample.csv $$($(TF) output -raw api_url)/api/upload"
 
+# Without emulators: every test that needs none runs, the others are
+# reported as skipped with the reason.
 test-unit:
 	@go test ./... && (cd emulators && go test ./...)
 
+# Every package runs; the ones that need no emulator, and the Firestore
+# adapter whose uploads write from goroutines, run under the race detector.
+# A skipped test fails the run: IMGPIPE_REQUIRE_EMULATORS=1 turns a missing
+# emulator into a failure, and any other skip is caught in the log.
+E2E_PKGS := ./functions ./functions/localstack
+MODULE := github.com/imgpipe/imgpipe
 test: lint deploy-check tools
 	@start=$$(date +%s); \
 	  $(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
-	  set -a; . .stack/test/env; set +a; \
-	  rc=0; \
-	  IMGPIPE_REQUIRE_EMULATORS=1 go test -count=1 -tags faults ./... || rc=1; \
-	  (cd emulators && go test -count=1 ./...) || rc=1; \
+	  set -a; . .stack/test/env; set +a; export IMGPIPE_REQUIRE_EMULATORS=1; \
+	  log=.stack/test/go-test.log; rc=0; \
+	  unit=$$(go list ./... | grep -v -x $(foreach p,$(E2E_PKGS),-e '$(MODULE)$(patsubst .%,%,$(p))')); \
+	  { go test -count=1 -race -v $$unit || rc=1; \
+	    go test -count=1 -tags faults -v $(E2E_PKGS) || rc=1; \
+	    (cd emulators && go test -count=1 -race -v ./...) || rc=1; } > $$log 2>&1; \
+	  grep -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:|WARNING: DATA RACE)' $$log; \
+	  if grep -q -e '--- SKIP' $$log; then echo "make test: a test was skipped (see $$log): that fails the run"; rc=1; fi; \
 	  $(FUZZ) || rc=1; \
 	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \
 	  exit $$rc

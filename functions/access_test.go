@@ -30,6 +30,7 @@ func call(t *testing.T, method, path, key, ctype, body string) (*http.Response, 
 }
 
 func TestAPIKeys(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	ctx := context.Background()
 	oneImage := "Serial Number,Product Name,Input Image URLs\n1,Cup," + imageURL + "/images/coffee.jpg\n"
@@ -78,6 +79,7 @@ func TestAPIKeys(t *testing.T) {
 }
 
 func TestRateLimitPerKey(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	slow, _, _ := keys.Create(context.Background(), "slow", 3, 1000)
 	var codes []int
@@ -104,6 +106,7 @@ func intsString(v []int) string {
 }
 
 func TestImagesInFlightCap(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	small, _, _ := keys.Create(context.Background(), "small", 100, 2)
 	three := "Serial Number,Product Name,Input Image URLs\n1,Cup,\"" + imageURL + "/images/coffee.jpg," + imageURL + "/images/chelsea.png," + imageURL + "/images/rocket-progressive.jpg\"\n"

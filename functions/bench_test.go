@@ -33,6 +33,7 @@ var benchImage = func() []byte {
 // Pub/Sub push, fetch, compress, store, count) against compressing the
 // same image 1,000 times in-process with as many goroutines as cores.
 func BenchmarkPipeline1000(b *testing.B) {
+	needStack(b)
 	const n = 1000
 	raw := func() float64 {
 		start := time.Now()
@@ -84,6 +85,7 @@ func BenchmarkPipeline1000(b *testing.B) {
 // flat. The host's subscriptions are removed first, so the messages are
 // only published, not processed.
 func BenchmarkUpload(b *testing.B) {
+	needStack(b)
 	for _, rows := range []int{1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprint(rows), func(b *testing.B) {
 			var csv strings.Builder

@@ -30,6 +30,7 @@ func pushEvent(t *testing.T, m queue.ImageMessage, attrs map[string]string) even
 }
 
 func TestDeadLetterRecordsTheImageOnce(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	d, err := loadDeps()
 	if err != nil {

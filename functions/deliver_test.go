@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,14 +12,23 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/invoker"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/store"
 )
 
+// needStack skips (or, under make test, fails) a test when the emulators
+// are not running: this binary's TestMain says so in IMGPIPE_TEST_NO_STACK.
+func needStack(t testing.TB) {
+	t.Helper()
+	emulatortest.Need(t, os.Getenv("IMGPIPE_TEST_NO_STACK"))
+}
+
 // The completion hook signalled twice (and twice at once) enqueues one
 // task: one delivery.
 func TestCompletionSignalledTwiceDeliversOnce(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	var got atomic.Int32
 	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))

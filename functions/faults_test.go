@@ -45,6 +45,7 @@ func failedReasons(t *testing.T, id string) []string {
 // Not parallel: it runs alone, before the parallel tests, because it takes
 // Firestore and Cloud Storage away from the whole host.
 func TestFaultFirestoreAndStorageOutages(t *testing.T) {
+	needStack(t)
 	start := time.Now()
 	var rows []string
 	for i := 0; i < 20; i++ {
@@ -74,6 +75,7 @@ func TestFaultFirestoreAndStorageOutages(t *testing.T) {
 // Pub/Sub emulator serves a few at a time per subscription; under the load
 // test they would queue for minutes.
 func TestFaultHostileImageServers(t *testing.T) {
+	needStack(t)
 	start := time.Now()
 	q := "?f=" + fmt.Sprint(time.Now().UnixNano())
 	rows := []string{
@@ -98,6 +100,7 @@ func TestFaultHostileImageServers(t *testing.T) {
 }
 
 func TestFaultWebhookReceiverHangs(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	start := time.Now()
 	hang := make(chan struct{})
@@ -127,6 +130,7 @@ func TestFaultWebhookReceiverHangs(t *testing.T) {
 }
 
 func TestFaultManyConcurrentUploads(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	start := time.Now()
 	const uploads, images = 50, 100

@@ -22,6 +22,7 @@ import (
 // (measured: 5 s down never recovered in 3 min; 2 s down failed once in
 // six runs).
 func TestFaultHostKilledMidBatch(t *testing.T) {
+	needStack(t)
 	start := time.Now()
 	s := emulatortest.Suffix()
 	h := newDevhost(t, "kill-"+s)

@@ -18,6 +18,7 @@ import (
 // default: Cloud Run caps responses at 32 MiB) is stored in the bucket and
 // answered with 303 See Other to a link; a small one comes in the response.
 func TestReportLargeIsALinkSmallIsInline(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	ctx := context.Background()
 	create := func(n int) string {

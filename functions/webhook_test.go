@@ -99,6 +99,7 @@ func awaitWebhook(t *testing.T, id, status string, attempts int, within time.Dur
 }
 
 func TestWebhookRetriedThenDelivered(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	rc := newReceiver(t, func(n int) int {
 		if n <= 3 {
@@ -160,6 +161,7 @@ func TestWebhookRetriedThenDelivered(t *testing.T) {
 }
 
 func TestWebhookAlwaysFailingEndsFailed(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	rc := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
 	id := smallRequest(t, rc.URL)
@@ -183,6 +185,7 @@ func TestWebhookAlwaysFailingEndsFailed(t *testing.T) {
 }
 
 func TestWebhookToBlockedAddressFails(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	id := smallRequest(t, "http://169.254.169.254/computeMetadata/v1/")
 	v := awaitWebhook(t, id, "FAILED", 5, 180*time.Second)
@@ -192,6 +195,7 @@ func TestWebhookToBlockedAddressFails(t *testing.T) {
 }
 
 func TestNoWebhookNoState(t *testing.T) {
+	needStack(t)
 	t.Parallel()
 	body := "Serial Number,Product Name,Input Image URLs\n1,Cup," + imageURL + "/images/coffee.jpg\n"
 	resp, err := http.Post(apiURL+"/api/upload", "text/csv", strings.NewReader(body))

@@ -15,13 +15,10 @@ import (
 	"github.com/imgpipe/imgpipe/shared/store"
 )
 
-func TestMain(m *testing.M) {
-	emulatortest.Require("store", "GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST")
-	os.Exit(m.Run())
-}
-
+// open connects to the Firestore emulator; a test that calls it needs one.
 func open(t *testing.T) *store.Store {
 	t.Helper()
+	emulatortest.Need(t, emulatortest.Missing("GOOGLE_CLOUD_PROJECT", "FIRESTORE_EMULATOR_HOST"))
 	st, err := store.Open(context.Background(), os.Getenv("GOOGLE_CLOUD_PROJECT"))
 	if err != nil {
 		t.Fatal(err)
