@@ -23,11 +23,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
-	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/store"
 )

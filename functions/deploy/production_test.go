@@ -13,8 +13,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/imgpipe/imgpipe/functions"
-	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/functions/localstack"
+	"github.com/imgpipe/imgpipe/shared/config"
 )
 
 // configDefault is the product's default for an environment variable.

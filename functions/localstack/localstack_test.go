@@ -21,9 +21,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
-	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 

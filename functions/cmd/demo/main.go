@@ -20,8 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/functions/localstack"
+	"github.com/imgpipe/imgpipe/shared/config"
 )
 
 func main() {

@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/functions/localstack"
+	"github.com/imgpipe/imgpipe/shared/config"
 )
 
 func main() {
