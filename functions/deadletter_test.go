@@ -11,7 +11,6 @@ import (
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/queue"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
 // pushEvent builds the CloudEvent functions-framework makes of a push.
@@ -38,7 +37,7 @@ func TestDeadLetterRecordsTheImageOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	products := []batch.Product{{SerialNumber: "1", ProductName: "p", InputURLs: []string{"https://img.example/a.jpg"}}}
-	r, err := d.svc.Store.CreateRequest(ctx, store.Request{ID: pipeline.NewRequestID(), TotalImages: 1, Quality: 50}, products)
+	r, err := d.store.CreateRequest(ctx, batch.Request{ID: pipeline.NewRequestID(), TotalImages: 1, Quality: 50}, products)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +55,7 @@ func TestDeadLetterRecordsTheImageOnce(t *testing.T) {
 	if v.Status != batch.Failed || v.FailedImages != 1 || len(v.Products[0].Errors) != 1 || v.Products[0].Errors[0].Reason != "dead_lettered" {
 		t.Errorf("status after a dead letter: %+v", v)
 	}
-	comp, _, _ := d.svc.Store.GetCompletion(ctx, r.ID)
+	comp, _, _ := d.store.GetCompletion(ctx, r.ID)
 	if comp.HookCalls != 1 {
 		t.Errorf("hook called %d times, want 1", comp.HookCalls)
 	}

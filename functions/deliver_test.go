@@ -15,7 +15,6 @@ import (
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/invoker"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
 // needStack skips (or, under make test, fails) a test when the emulators
@@ -39,12 +38,12 @@ func TestCompletionSignalledTwiceDeliversOnce(t *testing.T) {
 	}
 	ctx := context.Background()
 	products := []batch.Product{{SerialNumber: "1", ProductName: "p", InputURLs: []string{"https://img.example/a.jpg"}}}
-	r, err := d.svc.Store.CreateRequest(ctx, store.Request{ID: pipeline.NewRequestID(), TotalImages: 1, Quality: 50, WebhookURL: rc.URL}, products)
+	r, err := d.store.CreateRequest(ctx, batch.Request{ID: pipeline.NewRequestID(), TotalImages: 1, Quality: 50, WebhookURL: rc.URL}, products)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := batch.Counts{Total: 1, Failed: 1}
-	if _, _, err := d.svc.Store.Complete(ctx, r, c); err != nil {
+	if _, _, err := d.store.Complete(ctx, r, c); err != nil {
 		t.Fatal(err)
 	}
 	hook := pipeline.WebhookHook{S: d.svc}

@@ -88,10 +88,13 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	}
 	guard := outbound.Guard{AllowLoopback: cfg.AllowLoopback, Allow: cfg.AllowAddresses, Ports: cfg.AllowedPorts}
 	svc := &pipeline.Service{
-		Store:     st,
-		Publisher: pub,
-		Bucket:    bkt,
-		Fetcher:   outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5}),
+		Requests:    st,
+		Results:     st,
+		Completions: st,
+		WebhookLog:  st,
+		Publisher:   pub,
+		Bucket:      bkt,
+		Fetcher:     outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5}),
 		Webhooks: pipeline.Webhooks{
 			Enqueuer: &tasks.Enqueuer{Client: tc, Queue: cfg.QueueName(), TargetURL: cfg.WebhookDeliveryURL,
 				ServiceAccount: cfg.TasksServiceAccount, Audience: cfg.TasksOIDCAudience, Deadline: cfg.WebhookTimeout + 20*time.Second},

@@ -11,7 +11,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
 // A report larger than the inline limit (4 KiB in these tests, 8 MiB by
@@ -27,7 +26,7 @@ func TestReportLargeIsALinkSmallIsInline(t *testing.T) {
 			products[i] = batch.Product{SerialNumber: fmt.Sprint("SKU-", i), ProductName: fmt.Sprint("Product number ", i),
 				InputURLs: []string{fmt.Sprintf("https://img.example/catalogue/%d/front.jpg", i)}}
 		}
-		r, err := st.CreateRequest(ctx, store.Request{ID: pipeline.NewRequestID(), Owner: apiKeyID, TotalImages: n, Quality: 50}, products)
+		r, err := st.CreateRequest(ctx, batch.Request{ID: pipeline.NewRequestID(), Owner: apiKeyID, TotalImages: n, Quality: 50}, products)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,28 +17,50 @@ import (
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/imagework"
 	"github.com/imgpipe/imgpipe/shared/queue"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
-// Store is what the pipeline keeps in Firestore.
-type Store interface {
-	CreateRequest(ctx context.Context, r store.Request, products []batch.Product) (store.Request, error)
-	Stage(ctx context.Context, id string) *store.Staging
-	GetRequest(ctx context.Context, id string) (store.Request, error)
-	Products(ctx context.Context, r store.Request, from, to int) ([]batch.Product, error)
-	Results(ctx context.Context, id string, first int, products []batch.Product) (map[batch.ImageRef]batch.ImageResult, error)
-	ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error)
-	FinishImage(ctx context.Context, id string, ref batch.ImageRef, shard int, res batch.ImageResult) (bool, error)
-	ShardFinished(ctx context.Context, id string, shard int) (bool, error)
-	Counts(ctx context.Context, r store.Request) (batch.Counts, time.Time, error)
-	Complete(ctx context.Context, r store.Request, c batch.Counts) (won bool, comp store.Completion, err error)
-	HookFired(ctx context.Context, id string) error
-	GetCompletion(ctx context.Context, id string) (store.Completion, bool, error)
-	CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error)
+// Requests keeps requests and their products.
+type Requests interface {
+	// Stage starts storing the products of a new request with ID id.
+	Stage(ctx context.Context, id string) batch.Staging
+	GetRequest(ctx context.Context, id string) (batch.Request, error)
+	// Products returns products [from, to) in input order.
+	Products(ctx context.Context, r batch.Request, from, to int) ([]batch.Product, error)
+}
 
+// Results keeps each image's outcome, recorded once, and counts it.
+type Results interface {
+	// FinishImage records res for the image and counts it in its shard, in
+	// one step: first is false when the image had a result already, and
+	// then nothing changes.
+	FinishImage(ctx context.Context, id string, ref batch.ImageRef, shard int, res batch.ImageResult) (first bool, err error)
+	ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error)
+	// Results returns the recorded results of products[i] (product index
+	// first+i).
+	Results(ctx context.Context, id string, first int, products []batch.Product) (map[batch.ImageRef]batch.ImageResult, error)
+	// CountAttempt counts one failed attempt at an image and returns the
+	// count so far, across deliveries and instances.
+	CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error)
+}
+
+// Completions finishes a request exactly once.
+type Completions interface {
+	// ShardFinished reports whether every image of the shard has a result.
+	ShardFinished(ctx context.Context, id string, shard int) (bool, error)
+	Counts(ctx context.Context, r batch.Request) (batch.Counts, time.Time, error)
+	// Complete records the completion once: won is true for the one call
+	// that created it; every call gets the record.
+	Complete(ctx context.Context, r batch.Request, c batch.Counts) (won bool, comp batch.Completion, err error)
+	HookFired(ctx context.Context, id string) error
+}
+
+// WebhookLog keeps the state and the attempts of a request's webhook.
+type WebhookLog interface {
 	StartWebhook(ctx context.Context, id string) error
-	GetWebhookState(ctx context.Context, id string) (store.WebhookState, bool, error)
-	RecordWebhookAttempt(ctx context.Context, id, key string, a store.WebhookAttempt) (bool, error)
+	GetWebhookState(ctx context.Context, id string) (batch.WebhookState, bool, error)
+	// RecordWebhookAttempt records attempt a under key once: first is
+	// false for a repeat of the same attempt.
+	RecordWebhookAttempt(ctx context.Context, id, key string, a batch.WebhookAttempt) (first bool, err error)
 	NextRedelivery(ctx context.Context, id string) (int, error)
 }
 
@@ -61,18 +83,21 @@ type Fetcher interface {
 // CompletionHook is told once that a request finished (the webhook issue
 // plugs in here). It must be idempotent: after a crash it may run again.
 type CompletionHook interface {
-	RequestFinished(ctx context.Context, r store.Request, c batch.Counts) error
+	RequestFinished(ctx context.Context, r batch.Request, c batch.Counts) error
 }
 
 // Service runs the pipeline.
 type Service struct {
-	Store     Store
-	Publisher Publisher
-	Bucket    Bucket
-	Fetcher   Fetcher
-	Hook      CompletionHook
-	Webhooks  Webhooks
-	Log       *slog.Logger
+	Requests    Requests
+	Results     Results
+	Completions Completions
+	WebhookLog  WebhookLog
+	Publisher   Publisher
+	Bucket      Bucket
+	Fetcher     Fetcher
+	Hook        CompletionHook
+	Webhooks    Webhooks
+	Log         *slog.Logger
 
 	MaxImageBytes       int64
 	ImageLimits         imagework.Limits
@@ -105,8 +130,8 @@ func NewRequestID() string {
 
 // NewUpload starts an upload under a new request ID: its products are
 // stored as they are read (Staging.Add), then Submit commits them.
-func (s *Service) NewUpload(ctx context.Context) *store.Staging {
-	return s.Store.Stage(ctx, NewRequestID())
+func (s *Service) NewUpload(ctx context.Context) batch.Staging {
+	return s.Requests.Stage(ctx, NewRequestID())
 }
 
 // Submit commits a validated upload whose products st holds (sub gives its
@@ -117,14 +142,14 @@ func (s *Service) NewUpload(ctx context.Context) *store.Staging {
 // published are recorded as failed (publish_failed), so the request still
 // finishes with exact counts, and the caller gets a transient error naming
 // how many.
-func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submission, owner, baseURL string) (store.Request, error) {
+func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submission, owner, baseURL string) (batch.Request, error) {
 	for _, p := range sub.Products {
 		if err := st.Add(p); err != nil {
 			st.Discard(ctx)
-			return store.Request{ID: st.ID()}, err
+			return batch.Request{ID: st.ID()}, err
 		}
 	}
-	r, err := st.Commit(ctx, store.Request{BaseURL: baseURL, Quality: sub.Quality, WebhookURL: sub.WebhookURL, Owner: owner})
+	r, err := st.Commit(ctx, batch.Request{BaseURL: baseURL, Quality: sub.Quality, WebhookURL: sub.WebhookURL, Owner: owner})
 	if err != nil {
 		return r, err
 	}
@@ -139,7 +164,7 @@ func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submi
 		}
 		var products []batch.Product
 		err := retryTransient(ctx, func() (err error) {
-			products, err = s.Store.Products(ctx, r, start, end)
+			products, err = s.Requests.Products(ctx, r, start, end)
 			return err
 		})
 		if err == nil && len(products) != end-start {
@@ -149,7 +174,7 @@ func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submi
 		for pi := start; pi < end; pi++ {
 			for ui := range int(urls[pi]) {
 				ref := batch.ImageRef{Product: pi, URL: ui}
-				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: store.ImageShard(image, r.Shards)}
+				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: batch.ImageShard(image, r.Shards)}
 				image++
 				if err != nil {
 					unsent = append(unsent, m)
@@ -179,7 +204,7 @@ func (s *Service) Submit(ctx context.Context, st *store.Staging, sub batch.Submi
 	// Never leave the request waiting for messages that do not exist.
 	for _, m := range unsent {
 		res := batch.ImageResult{State: batch.ImageFailed, Reason: "publish_failed", Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
-		if _, err := s.Store.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
+		if _, err := s.Results.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
 			return r, err
 		}
 		if err := s.checkCompletion(ctx, m); err != nil {
@@ -229,7 +254,7 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 	if attempt != 1 {
 		var done bool
 		if err := retryTransient(ctx, func() (err error) {
-			_, done, err = s.Store.ImageResult(ctx, m.RequestID, m.Image)
+			_, done, err = s.Results.ImageResult(ctx, m.RequestID, m.Image)
 			return err
 		}); err != nil {
 			return err
@@ -254,7 +279,7 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		log.Info("image failed", "reason", res.Reason, "error", res.Error)
 	}
 	if err := retryTransient(ctx, func() error {
-		_, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res)
+		_, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res)
 		return err
 	}); err != nil {
 		return err
@@ -287,7 +312,7 @@ func retryTransient(ctx context.Context, fn func() error) error {
 func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts int) error {
 	res := batch.ImageResult{State: batch.ImageFailed, Reason: "dead_lettered",
 		Error: fmt.Sprintf("gave up after %d delivery attempts", attempts), Attempt: attempts, FinishedAt: time.Now().UTC()}
-	if _, err := s.Store.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
+	if _, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
 		return err
 	}
 	return s.checkCompletion(ctx, m)
@@ -303,7 +328,7 @@ type attempts struct {
 // countAttempt records one failed attempt in the store, which counts across
 // deliveries and function instances.
 func (s *Service) countAttempt(ctx context.Context, m queue.ImageMessage, a *attempts) {
-	if n, err := s.Store.CountAttempt(ctx, m.RequestID, m.Image); err == nil {
+	if n, err := s.Results.CountAttempt(ctx, m.RequestID, m.Image); err == nil {
 		a.n = max(a.n, n)
 	}
 	a.counted = true
@@ -377,19 +402,19 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 // checkCompletion finishes the request when m's image was the last one: the
 // shard is read first (cheap), every shard only when this one is done.
 func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) error {
-	done, err := s.Store.ShardFinished(ctx, m.RequestID, m.Shard)
+	done, err := s.Completions.ShardFinished(ctx, m.RequestID, m.Shard)
 	if err != nil || !done {
 		return err
 	}
-	r, err := s.Store.GetRequest(ctx, m.RequestID)
+	r, err := s.Requests.GetRequest(ctx, m.RequestID)
 	if err != nil {
 		return err
 	}
-	c, _, err := s.Store.Counts(ctx, r)
+	c, _, err := s.Completions.Counts(ctx, r)
 	if err != nil || !c.Finished() {
 		return err
 	}
-	won, comp, err := s.Store.Complete(ctx, r, c)
+	won, comp, err := s.Completions.Complete(ctx, r, c)
 	if err != nil {
 		return err
 	}
@@ -408,5 +433,5 @@ func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) err
 	if err := s.Hook.RequestFinished(ctx, r, c); err != nil {
 		return fault.Wrap(fault.Transient, "hook_failed", err, "request %s: completion hook", r.ID)
 	}
-	return s.Store.HookFired(ctx, r.ID)
+	return s.Completions.HookFired(ctx, r.ID)
 }

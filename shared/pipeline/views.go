@@ -9,7 +9,6 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
-	"github.com/imgpipe/imgpipe/shared/store"
 )
 
 // StatusView is what GET /api/status/{id} answers.
@@ -63,7 +62,7 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	if err != nil {
 		return StatusView{}, err
 	}
-	c, updated, err := s.Store.Counts(ctx, r)
+	c, updated, err := s.Completions.Counts(ctx, r)
 	if err != nil {
 		return StatusView{}, err
 	}
@@ -104,23 +103,23 @@ func (s *Service) CheckAccess(ctx context.Context, id, owner string) error {
 	return err
 }
 
-func (s *Service) getOwned(ctx context.Context, id, owner string) (store.Request, error) {
-	r, err := s.Store.GetRequest(ctx, id)
+func (s *Service) getOwned(ctx context.Context, id, owner string) (batch.Request, error) {
+	r, err := s.Requests.GetRequest(ctx, id)
 	if err != nil {
 		return r, err
 	}
 	if owner != "" && r.Owner != owner {
-		return store.Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
+		return batch.Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
 	}
 	return r, nil
 }
 
-func (s *Service) productViews(ctx context.Context, r store.Request, from, to int) ([]ProductView, error) {
-	products, err := s.Store.Products(ctx, r, from, to)
+func (s *Service) productViews(ctx context.Context, r batch.Request, from, to int) ([]ProductView, error) {
+	products, err := s.Requests.Products(ctx, r, from, to)
 	if err != nil {
 		return nil, err
 	}
-	results, err := s.Store.Results(ctx, r.ID, from, products)
+	results, err := s.Results.Results(ctx, r.ID, from, products)
 	if err != nil {
 		return nil, err
 	}

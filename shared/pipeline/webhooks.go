@@ -14,7 +14,6 @@ import (
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/outbound"
-	"github.com/imgpipe/imgpipe/shared/store"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 	"github.com/imgpipe/imgpipe/shared/webhook"
 )
@@ -48,7 +47,7 @@ type WebhookHook struct{ S *Service }
 
 // RequestFinished enqueues the completion webhook under a name derived from
 // the request, so a second call is a no-op.
-func (h WebhookHook) RequestFinished(ctx context.Context, r store.Request, c batch.Counts) error {
+func (h WebhookHook) RequestFinished(ctx context.Context, r batch.Request, c batch.Counts) error {
 	if r.WebhookURL == "" {
 		return nil
 	}
@@ -57,7 +56,7 @@ func (h WebhookHook) RequestFinished(ctx context.Context, r store.Request, c bat
 
 func (s *Service) enqueueWebhook(ctx context.Context, id, taskID string, first bool) error {
 	if first {
-		if err := s.Store.StartWebhook(ctx, id); err != nil {
+		if err := s.WebhookLog.StartWebhook(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -77,7 +76,7 @@ func (s *Service) RedeliverWebhook(ctx context.Context, id, owner string) (int, 
 	if r.Status != batch.Completed && r.Status != batch.Failed {
 		return 0, fault.New(fault.Invalid, "", "request %s has not finished (status %s): its webhook goes out when it does", id, r.Status)
 	}
-	n, err := s.Store.NextRedelivery(ctx, id)
+	n, err := s.WebhookLog.NextRedelivery(ctx, id)
 	if err != nil {
 		return 0, err
 	}
@@ -88,7 +87,7 @@ func (s *Service) RedeliverWebhook(ctx context.Context, id, owner string) (int, 
 // it. retry is true when Cloud Tasks should try again: the attempt failed
 // and it was not the last one allowed.
 func (s *Service) DeliverWebhook(ctx context.Context, job DeliveryJob, task string, retryCount int) (retry bool, err error) {
-	r, err := s.Store.GetRequest(ctx, job.RequestID)
+	r, err := s.Requests.GetRequest(ctx, job.RequestID)
 	if err != nil {
 		return false, err
 	}
@@ -101,25 +100,25 @@ func (s *Service) DeliverWebhook(ctx context.Context, job DeliveryJob, task stri
 	}
 	start := time.Now()
 	code, sendErr := s.postWebhook(ctx, r.WebhookURL, job, body)
-	a := store.WebhookAttempt{Task: task, Retry: retryCount, At: start.UTC(), StatusCode: code, DurationMS: time.Since(start).Milliseconds()}
+	a := batch.WebhookAttempt{Task: task, Retry: retryCount, At: start.UTC(), StatusCode: code, DurationMS: time.Since(start).Milliseconds()}
 	switch {
 	case sendErr == nil:
-		a.Outcome = store.WebhookDelivered
+		a.Outcome = batch.WebhookDelivered
 	case retryCount+1 >= s.Webhooks.MaxAttempts:
-		a.Outcome, a.Error = store.WebhookFailed, sendErr.Error()
+		a.Outcome, a.Error = batch.WebhookFailed, sendErr.Error()
 	default:
-		a.Outcome, a.Error = store.WebhookDelivering, sendErr.Error()
+		a.Outcome, a.Error = batch.WebhookDelivering, sendErr.Error()
 	}
-	if _, err := s.Store.RecordWebhookAttempt(ctx, r.ID, tasks.TaskID(task, strconv.Itoa(retryCount)), a); err != nil {
+	if _, err := s.WebhookLog.RecordWebhookAttempt(ctx, r.ID, tasks.TaskID(task, strconv.Itoa(retryCount)), a); err != nil {
 		return false, err
 	}
 	s.Log.Info("webhook attempt", "requestId", r.ID, "task", task, "retry", retryCount, "statusCode", code,
 		"outcome", a.Outcome, "error", a.Error, "durationMs", a.DurationMS)
-	return a.Outcome == store.WebhookDelivering, nil
+	return a.Outcome == batch.WebhookDelivering, nil
 }
 
 // webhookBody is the payload, products inlined up to the threshold.
-func (s *Service) webhookBody(ctx context.Context, r store.Request) ([]byte, error) {
+func (s *Service) webhookBody(ctx context.Context, r batch.Request) ([]byte, error) {
 	p := webhook.Payload{
 		Event: webhook.EventCompleted, RequestID: r.ID, Status: string(r.Status),
 		TotalImages: r.TotalImages, ProcessedImages: r.Processed, FailedImages: r.Failed, CompletedAt: r.CompletedAt,
@@ -186,15 +185,15 @@ type WebhookView struct {
 	LastError     string     `json:"lastError,omitempty"`
 }
 
-func (s *Service) webhookView(ctx context.Context, r store.Request) (*WebhookView, error) {
+func (s *Service) webhookView(ctx context.Context, r batch.Request) (*WebhookView, error) {
 	if r.WebhookURL == "" {
 		return nil, nil
 	}
-	w, found, err := s.Store.GetWebhookState(ctx, r.ID)
+	w, found, err := s.WebhookLog.GetWebhookState(ctx, r.ID)
 	if err != nil {
 		return nil, err
 	}
-	v := &WebhookView{URL: outbound.Redact(r.WebhookURL), Status: store.WebhookPending}
+	v := &WebhookView{URL: outbound.Redact(r.WebhookURL), Status: batch.WebhookPending}
 	if found {
 		v.Status, v.Attempts, v.LastError = w.Status, w.Attempts, w.LastError
 		if !w.LastAttemptAt.IsZero() {

@@ -18,7 +18,7 @@ import (
 // Firestore layout of one request (a document holds at most 1 MiB, so a
 // 100k-row request is spread out):
 //
-//	requests/{id}                     Request: totals, options, chunk index, final status
+//	requests/{id}                     batch.Request: totals, options, chunk index, final status
 //	requests/{id}/chunks/{start}      up to ~1000 products each, in input order
 //	requests/{id}/shards/{s}          counter shard: expected, processed, failed
 //	requests/{id}/images/{p-u}        an image's terminal result, created exactly once
@@ -26,7 +26,7 @@ import (
 //
 // An image counts when its result document is created in the same atomic
 // commit as its shard's increment; a second delivery finds the document and
-// changes nothing. Images of one request spread over up to MaxShards shards,
+// changes nothing. Images of one request spread over up to batch.MaxShards shards,
 // so no document takes more than its share of writes.
 const (
 	colRequests = "requests"
@@ -37,31 +37,9 @@ const (
 	colAttempts = "attempts"
 	docComplete = "completed"
 
-	// MaxShards bounds the counter shards of one request.
-	MaxShards = 64
-	// imagesPerShard aims at about this many images a shard.
-	imagesPerShard   = 100
 	chunkMaxProducts = 1000
 	chunkMaxBytes    = 512 << 10
 )
-
-// Request is a request's top document.
-type Request struct {
-	ID           string       `firestore:"id"`
-	Status       batch.Status `firestore:"status"` // PENDING until the completion sets COMPLETED or FAILED
-	TotalImages  int          `firestore:"totalImages"`
-	ProductCount int          `firestore:"productCount"`
-	Shards       int          `firestore:"shards"`
-	ChunkStarts  []int        `firestore:"chunkStarts"`
-	Quality      int          `firestore:"quality"`
-	WebhookURL   string       `firestore:"webhookUrl,omitempty"`
-	Owner        string       `firestore:"owner,omitempty"`
-	BaseURL      string       `firestore:"baseUrl,omitempty"` // the API's base URL the request came through, for links
-	CreatedAt    time.Time    `firestore:"createdAt"`
-	CompletedAt  time.Time    `firestore:"completedAt,omitempty"`
-	Processed    int          `firestore:"processedImages"` // final, set at completion
-	Failed       int          `firestore:"failedImages"`
-}
 
 type chunk struct {
 	Start    int             `firestore:"start"`
@@ -83,40 +61,6 @@ type shard struct {
 	UpdatedAt time.Time `firestore:"updatedAt"`
 }
 
-// Completion is the request's completion record.
-type Completion struct {
-	Status    batch.Status `firestore:"status"`
-	At        time.Time    `firestore:"at"`
-	HookFired bool         `firestore:"hookFired"`
-	HookCalls int          `firestore:"hookCalls"`
-}
-
-// ShardCount is how many counter shards a request of total images gets.
-func ShardCount(total int) int {
-	n := (total + imagesPerShard - 1) / imagesPerShard
-	return max(1, min(MaxShards, n))
-}
-
-// ImageShard is the shard the image with running index i (in input order,
-// over every product's URLs) counts in.
-func ImageShard(i, shards int) int { return i % shards }
-
-// ShardOf is the shard an image counts in.
-func ShardOf(r batch.ImageRef, productFirstImage []int, shards int) int {
-	return ImageShard(productFirstImage[r.Product]+r.URL, shards)
-}
-
-// FirstImageIndex returns, per product, the running index of its first image.
-func FirstImageIndex(products []batch.Product) []int {
-	out := make([]int, len(products))
-	n := 0
-	for i, p := range products {
-		out[i] = n
-		n += len(p.InputURLs)
-	}
-	return out
-}
-
 func chunkID(start int) string { return fmt.Sprintf("%08d", start) }
 func shardID(s int) string     { return strconv.Itoa(s) }
 
@@ -126,7 +70,7 @@ func (s *Store) req(id string) *firestore.DocumentRef { return s.fs.Collection(c
 // published: chunks and shards first, the request document last, so a
 // request that exists is complete. (Uploads stage their products as they
 // are read instead; see Stage.)
-func (s *Store) CreateRequest(ctx context.Context, r Request, products []batch.Product) (Request, error) {
+func (s *Store) CreateRequest(ctx context.Context, r batch.Request, products []batch.Product) (batch.Request, error) {
 	st := s.Stage(ctx, r.ID)
 	for _, p := range products {
 		if err := st.Add(p); err != nil {
@@ -138,23 +82,23 @@ func (s *Store) CreateRequest(ctx context.Context, r Request, products []batch.P
 }
 
 // GetRequest reads a request's top document.
-func (s *Store) GetRequest(ctx context.Context, id string) (Request, error) {
+func (s *Store) GetRequest(ctx context.Context, id string) (batch.Request, error) {
 	snap, err := s.req(id).Get(ctx)
 	if status.Code(err) == codes.NotFound {
-		return Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
+		return batch.Request{}, fault.New(fault.NotFound, "", "request %q not found", id)
 	}
 	if err != nil {
-		return Request{}, fault.Wrap(fault.Transient, "", err, "reading request %s", id)
+		return batch.Request{}, fault.Wrap(fault.Transient, "", err, "reading request %s", id)
 	}
-	var r Request
+	var r batch.Request
 	if err := snap.DataTo(&r); err != nil {
-		return Request{}, fmt.Errorf("firestore.DataTo: %w", err)
+		return batch.Request{}, fmt.Errorf("firestore.DataTo: %w", err)
 	}
 	return r, nil
 }
 
 // Products returns products [from, to) of a request, in input order.
-func (s *Store) Products(ctx context.Context, r Request, from, to int) ([]batch.Product, error) {
+func (s *Store) Products(ctx context.Context, r batch.Request, from, to int) ([]batch.Product, error) {
 	to = min(to, r.ProductCount)
 	if from >= to {
 		return nil, nil
@@ -265,7 +209,7 @@ func (s *Store) ShardFinished(ctx context.Context, id string, shardIdx int) (boo
 }
 
 // Counts sums the shards; updated is the latest shard update.
-func (s *Store) Counts(ctx context.Context, r Request) (c batch.Counts, updated time.Time, err error) {
+func (s *Store) Counts(ctx context.Context, r batch.Request) (c batch.Counts, updated time.Time, err error) {
 	c.Total = r.TotalImages
 	refs := make([]*firestore.DocumentRef, r.Shards)
 	for i := range refs {
@@ -292,8 +236,8 @@ func (s *Store) Counts(ctx context.Context, r Request) (c batch.Counts, updated 
 // Complete records the request's completion once: won is true for the one
 // call that created it. comp is the completion as stored; its HookFired
 // tells whether the completion hook has been confirmed.
-func (s *Store) Complete(ctx context.Context, r Request, c batch.Counts) (won bool, comp Completion, err error) {
-	comp = Completion{Status: batch.StatusOf(c), At: time.Now().UTC()}
+func (s *Store) Complete(ctx context.Context, r batch.Request, c batch.Counts) (won bool, comp batch.Completion, err error) {
+	comp = batch.Completion{Status: batch.StatusOf(c), At: time.Now().UTC()}
 	evRef := s.req(r.ID).Collection(colEvents).Doc(docComplete)
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		if err := tx.Create(evRef, comp); err != nil {
@@ -333,8 +277,8 @@ func (s *Store) HookFired(ctx context.Context, id string) error {
 }
 
 // GetCompletion reads the completion record; found is false before it.
-func (s *Store) GetCompletion(ctx context.Context, id string) (Completion, bool, error) {
-	return getOptional[Completion](ctx, s.req(id).Collection(colEvents).Doc(docComplete), "completion of "+id)
+func (s *Store) GetCompletion(ctx context.Context, id string) (batch.Completion, bool, error) {
+	return getOptional[batch.Completion](ctx, s.req(id).Collection(colEvents).Doc(docComplete), "completion of "+id)
 }
 
 // getOptional reads a document that may not exist yet: found is false then.

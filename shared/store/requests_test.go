@@ -43,7 +43,7 @@ func TestCreateAndReadBackInOrder(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
 	ps := products(2500, 2) // three chunks of at most 1000
-	r, err := st.CreateRequest(ctx, store.Request{ID: "create-" + emulatortest.Suffix(), TotalImages: 5000, Quality: 50}, ps)
+	r, err := st.CreateRequest(ctx, batch.Request{ID: "create-" + emulatortest.Suffix(), TotalImages: 5000, Quality: 50}, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +81,11 @@ func TestFinishImageCountsOnceUnderDuplicates(t *testing.T) {
 	st := open(t)
 	ctx := context.Background()
 	ps := products(100, 2)
-	r, err := st.CreateRequest(ctx, store.Request{ID: "dups-" + emulatortest.Suffix(), TotalImages: 200, Quality: 50}, ps)
+	r, err := st.CreateRequest(ctx, batch.Request{ID: "dups-" + emulatortest.Suffix(), TotalImages: 200, Quality: 50}, ps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := store.FirstImageIndex(ps)
+	first := batch.FirstImageIndex(ps)
 	var firsts atomic.Int32
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 60)
@@ -102,7 +102,7 @@ func TestFinishImageCountsOnceUnderDuplicates(t *testing.T) {
 					defer wg.Done()
 					sem <- struct{}{}
 					defer func() { <-sem }()
-					ok, err := st.FinishImage(ctx, r.ID, ref, store.ShardOf(ref, first, r.Shards), res)
+					ok, err := st.FinishImage(ctx, r.ID, ref, batch.ShardOf(ref, first, r.Shards), res)
 					if err != nil {
 						t.Error(err)
 					}
@@ -177,8 +177,8 @@ func TestStageDiscardLeavesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if stg.Products() != 2500 || stg.Images() != 2500 {
-		t.Fatalf("staged %d products, %d images", stg.Products(), stg.Images())
+	if len(stg.URLCounts()) != 2500 || stg.Images() != 2500 {
+		t.Fatalf("staged %d products, %d images", len(stg.URLCounts()), stg.Images())
 	}
 	stg.Discard(ctx)
 	req := st.Firestore().Collection("requests").Doc(stg.ID())
@@ -224,12 +224,12 @@ func TestStagedChunksExpireUntilCommitted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	abandoned.Wait()
+	abandoned.(*store.Staging).Wait()
 	if n, total := expiring(abandoned.ID()); total == 0 || n != total {
 		t.Errorf("an uncommitted upload: %d of %d chunks expiring, want all", n, total)
 	}
 
-	r, err := st.CreateRequest(ctx, store.Request{ID: "committed-" + emulatortest.Suffix(), Quality: 50}, products(2500, 1))
+	r, err := st.CreateRequest(ctx, batch.Request{ID: "committed-" + emulatortest.Suffix(), Quality: 50}, products(2500, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,16 +40,15 @@ type Staging struct {
 const stagedChunksInFlight = 4
 
 // Stage starts storing the products of request id.
-func (s *Store) Stage(ctx context.Context, id string) *Staging {
+func (s *Store) Stage(ctx context.Context, id string) batch.Staging {
 	return &Staging{s: s, ctx: ctx, ref: s.req(id), slots: make(chan struct{}, stagedChunksInFlight)}
 }
 
 // ID is the staged request's ID.
 func (st *Staging) ID() string { return st.ref.ID }
 
-// Products and Images count what was added.
-func (st *Staging) Products() int { return len(st.urls) }
-func (st *Staging) Images() int   { return st.images }
+// Images counts the images of the products added.
+func (st *Staging) Images() int { return st.images }
 
 // URLCounts returns each product's URL count, in input order.
 func (st *Staging) URLCounts() []int32 { return st.urls }
@@ -118,11 +117,11 @@ func (st *Staging) firstErr() error {
 // Commit stores the last chunk and the counter shards, waits for every
 // write, then creates the request document from r (ID, counts, chunk index
 // and status filled in).
-func (st *Staging) Commit(ctx context.Context, r Request) (Request, error) {
+func (st *Staging) Commit(ctx context.Context, r batch.Request) (batch.Request, error) {
 	r.ID = st.ID()
 	r.ProductCount = len(st.urls)
 	r.TotalImages = st.images
-	r.Shards = ShardCount(r.TotalImages)
+	r.Shards = batch.ShardCount(r.TotalImages)
 	r.Status = batch.Pending
 	_ = st.flush() // its error, if any, is firstErr's
 	st.wg.Wait()
@@ -132,7 +131,7 @@ func (st *Staging) Commit(ctx context.Context, r Request) (Request, error) {
 	r.ChunkStarts = st.starts
 	expected := make([]int, r.Shards)
 	for i := range r.TotalImages {
-		expected[ImageShard(i, r.Shards)]++
+		expected[batch.ImageShard(i, r.Shards)]++
 	}
 	now := time.Now().UTC()
 	bw := st.s.fs.BulkWriter(ctx)

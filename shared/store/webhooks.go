@@ -3,58 +3,29 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
-
-// Webhook delivery states.
-const (
-	WebhookPending    = "PENDING"    // the request has not finished
-	WebhookDelivering = "DELIVERING" // enqueued, or failed attempts with retries left
-	WebhookDelivered  = "DELIVERED"
-	WebhookFailed     = "FAILED" // every attempt failed
-)
-
-// WebhookState is requests/{id}/webhook/state.
-type WebhookState struct {
-	Status         string    `firestore:"status"`
-	Attempts       int       `firestore:"attempts"`
-	LastAttemptAt  time.Time `firestore:"lastAttemptAt,omitempty"`
-	LastStatusCode int       `firestore:"lastStatusCode,omitempty"`
-	LastError      string    `firestore:"lastError"`
-	Redeliveries   int       `firestore:"redeliveries"`
-}
-
-// WebhookAttempt is one attempt, requests/{id}/webhookAttempts/{task-retry}.
-type WebhookAttempt struct {
-	Task       string    `firestore:"task"`
-	Retry      int       `firestore:"retry"` // X-CloudTasks-TaskRetryCount
-	At         time.Time `firestore:"at"`
-	StatusCode int       `firestore:"statusCode,omitempty"`
-	Error      string    `firestore:"error,omitempty"`
-	DurationMS int64     `firestore:"durationMs"`
-	Outcome    string    `firestore:"outcome"` // the state it left the webhook in
-}
 
 func (s *Store) webhookState(id string) *firestore.DocumentRef {
 	return s.req(id).Collection("webhook").Doc("state")
 }
 
 // GetWebhookState reads the state; found is false before the first enqueue.
-func (s *Store) GetWebhookState(ctx context.Context, id string) (WebhookState, bool, error) {
-	return getOptional[WebhookState](ctx, s.webhookState(id), "webhook of "+id)
+func (s *Store) GetWebhookState(ctx context.Context, id string) (batch.WebhookState, bool, error) {
+	return getOptional[batch.WebhookState](ctx, s.webhookState(id), "webhook of "+id)
 }
 
 // StartWebhook creates the state as DELIVERING, before the first task is
 // enqueued; when it exists already (a repeated completion hook) it is left
 // alone, so a DELIVERED webhook never turns back.
 func (s *Store) StartWebhook(ctx context.Context, id string) error {
-	_, err := s.webhookState(id).Create(ctx, WebhookState{Status: WebhookDelivering})
+	_, err := s.webhookState(id).Create(ctx, batch.WebhookState{Status: batch.WebhookDelivering})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
 		return fault.Wrap(fault.Transient, "store_unavailable", err, "starting webhook of %s", id)
 	}
@@ -64,7 +35,7 @@ func (s *Store) StartWebhook(ctx context.Context, id string) error {
 // RecordWebhookAttempt stores one attempt under key and updates the state,
 // atomically and once per key: a duplicate dispatch of the same attempt
 // changes nothing (first=false).
-func (s *Store) RecordWebhookAttempt(ctx context.Context, id, key string, a WebhookAttempt) (first bool, err error) {
+func (s *Store) RecordWebhookAttempt(ctx context.Context, id, key string, a batch.WebhookAttempt) (first bool, err error) {
 	attRef := s.req(id).Collection("webhookAttempts").Doc(key)
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		if err := tx.Create(attRef, a); err != nil {
@@ -86,12 +57,12 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, id, key string, a Webh
 }
 
 // WebhookAttempts lists the attempts in time order.
-func (s *Store) WebhookAttempts(ctx context.Context, id string) ([]WebhookAttempt, error) {
+func (s *Store) WebhookAttempts(ctx context.Context, id string) ([]batch.WebhookAttempt, error) {
 	docs, err := s.req(id).Collection("webhookAttempts").OrderBy("at", firestore.Asc).Documents(ctx).GetAll()
 	if err != nil {
 		return nil, fault.Wrap(fault.Transient, "store_unavailable", err, "listing webhook attempts of %s", id)
 	}
-	out := make([]WebhookAttempt, len(docs))
+	out := make([]batch.WebhookAttempt, len(docs))
 	for i, d := range docs {
 		if err := d.DataTo(&out[i]); err != nil {
 			return nil, fmt.Errorf("firestore.DataTo: %w", err)
@@ -103,7 +74,7 @@ func (s *Store) WebhookAttempts(ctx context.Context, id string) ([]WebhookAttemp
 // NextRedelivery counts a redelivery and returns its number (1, 2, …).
 func (s *Store) NextRedelivery(ctx context.Context, id string) (int, error) {
 	ref := s.webhookState(id)
-	if _, err := ref.Set(ctx, map[string]any{"redeliveries": firestore.Increment(1), "status": WebhookDelivering}, firestore.MergeAll); err != nil {
+	if _, err := ref.Set(ctx, map[string]any{"redeliveries": firestore.Increment(1), "status": batch.WebhookDelivering}, firestore.MergeAll); err != nil {
 		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "counting redeliveries of %s", id)
 	}
 	w, _, err := s.GetWebhookState(ctx, id)
