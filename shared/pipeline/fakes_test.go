@@ -61,7 +61,9 @@ type memStaging struct {
 	images   int
 }
 
-func (m *memStore) Stage(_ context.Context, id string) batch.Staging { return &memStaging{s: m, id: id} }
+func (m *memStore) Stage(_ context.Context, id string) batch.Staging {
+	return &memStaging{s: m, id: id}
+}
 
 func (st *memStaging) ID() string         { return st.id }
 func (st *memStaging) Images() int        { return st.images }
@@ -292,8 +294,10 @@ type bucket struct {
 	PutFn func(ctx context.Context, name string, data []byte) error
 }
 
-func (b *bucket) Put(ctx context.Context, name string, data []byte) error { return b.PutFn(ctx, name, data) }
-func (b *bucket) URL(name string) string                                  { return "https://storage.example/" + name }
+func (b *bucket) Put(ctx context.Context, name string, data []byte) error {
+	return b.PutFn(ctx, name, data)
+}
+func (b *bucket) URL(name string) string { return "https://storage.example/" + name }
 
 type fetcher struct {
 	FetchFn func(ctx context.Context, url string, maxBytes int64) ([]byte, error)
