@@ -146,8 +146,9 @@ test: lint deploy-check tools
 	  unit=$$(go list ./... | grep -v -x $(foreach p,$(E2E_PKGS),-e '$(MODULE)$(patsubst .%,%,$(p))')); \
 	  { go test -count=1 -race -v $$unit || rc=1; \
 	    go test -count=1 -tags faults -v $(E2E_PKGS) || rc=1; \
-	    (cd emulators && go test -count=1 -race -v ./...) || rc=1; } > $$log 2>&1; \
-	  grep -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:|WARNING: DATA RACE)' $$log; \
+	    (cd emulators && go test -count=1 -race -v ./...) || rc=1; echo "rc=$$rc" > $$log.rc; } 2>&1 \
+	    | tee $$log | grep --line-buffered -E '^(ok|FAIL|--- FAIL|--- SKIP|panic:|WARNING: DATA RACE)'; \
+	  rc=$$(sed -n 's/^rc=//p' $$log.rc); \
 	  if grep -q -e '--- SKIP' $$log; then echo "make test: a test was skipped (see $$log): that fails the run"; rc=1; fi; \
 	  $(FUZZ) || rc=1; \
 	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \

@@ -11,10 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/invoker"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 
 // needStack skips (or, under make test, fails) a test when the emulators
@@ -61,7 +66,17 @@ func TestCompletionSignalledTwiceDeliversOnce(t *testing.T) {
 	if err := hook.RequestFinished(ctx, r, c); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
+	// Wait until the queue holds the task no more (it ran): any second task
+	// would have been created by now, under the same name, and refused.
+	enq := d.svc.Webhooks.Enqueuer.(*tasks.Enqueuer)
+	name := enq.Queue + "/tasks/" + tasks.TaskID(r.ID, "completed")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := enq.Client.GetTask(ctx, &cloudtaskspb.GetTaskRequest{Name: name}); grpcstatus.Code(err) == codes.NotFound {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("task %s still queued after 10s (%v)", name, err)
+		}
+	}
 	if n := got.Load(); n != 1 {
 		t.Errorf("%d deliveries for a completion signalled 4 times, want 1", n)
 	}

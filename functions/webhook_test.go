@@ -1,6 +1,7 @@
 package functions_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,11 +11,39 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/cloudtasks/apiv2/cloudtaskspb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/tasks"
 	"github.com/imgpipe/imgpipe/shared/webhook"
 )
+
+// awaitTaskGone waits until the webhook queue no longer holds task id:
+// it succeeded, or the queue gave up on it.
+func awaitTaskGone(t *testing.T, id string, within time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	tc, err := tasks.NewClient(ctx, cfg.TasksEmulatorHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	name := cfg.QueueName() + "/tasks/" + id
+	for deadline := time.Now().Add(within); ; {
+		_, err := tc.GetTask(ctx, &cloudtaskspb.GetTaskRequest{Name: name})
+		if status.Code(err) == codes.NotFound {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s still queued after %v (%v)", id, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // receiver is a user's webhook endpoint that answers delivery n with code(n).
 type receiver struct {
@@ -168,7 +197,7 @@ func TestWebhookAlwaysFailingEndsFailed(t *testing.T) {
 	start := time.Now()
 	rc.await(t, 5, 180*time.Second)
 	v := awaitWebhook(t, id, "FAILED", 5, 5*time.Second)
-	time.Sleep(3 * time.Second) // past when a 6th attempt would come
+	awaitTaskGone(t, tasks.TaskID(id, "completed"), 10*time.Second) // the queue gave up: no 6th attempt can come
 	if n := len(rc.deliveries()); n != 5 {
 		t.Errorf("%d deliveries, want exactly 5 (max attempts)", n)
 	}

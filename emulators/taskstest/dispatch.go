@@ -51,6 +51,7 @@ func (s *Server) dispatch(q *queue, t *task) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.changedLocked()
 	now := s.opts.now()
 	t.dispatching = false
 	q.inflight--

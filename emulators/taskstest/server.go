@@ -51,6 +51,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	queues map[string]*queue
+	// change is closed, and replaced, whenever a dispatch ends or a task is
+	// removed: WaitIdle waits on it.
+	change chan struct{}
 }
 
 type options struct {
@@ -82,6 +85,42 @@ func WithDispatchDeadlineBounds(min, max time.Duration) Option {
 
 // WithLogger sets the structured logger (one line per dispatch attempt).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock replaces the clock that stamps schedule, attempt and response
+// times and measures how long a deleted or executed task's name stays
+// reserved. Waiting for a scheduled task still runs on real timers.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WaitIdle blocks until no queue holds a task (each ran to success, gave
+// up or was deleted) and no dispatch is in flight, or ctx ends: tests wait
+// on it instead of sleeping. A paused queue with tasks is never idle.
+func (s *Server) WaitIdle(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		idle := true
+		for _, q := range s.queues {
+			if q.inflight > 0 || len(q.tasks) > 0 {
+				idle = false
+			}
+		}
+		ch := s.change
+		s.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// changedLocked wakes WaitIdle's callers to look again.
+func (s *Server) changedLocked() {
+	close(s.change)
+	s.change = make(chan struct{})
+}
 
 // NewServer starts a server on a free loopback port.
 func NewServer(opts ...Option) (*Server, error) {
@@ -120,6 +159,7 @@ func NewServerWithAddress(addr string, opts ...Option) (*Server, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		queues: map[string]*queue{},
+		change: make(chan struct{}),
 	}
 	cloudtaskspb.RegisterCloudTasksServer(s.gsrv, s)
 	go func() { _ = s.gsrv.Serve(lis) }()
@@ -281,6 +321,7 @@ func (s *Server) DeleteQueue(_ context.Context, req *cloudtaskspb.DeleteQueueReq
 	}
 	q.stop()
 	delete(s.queues, req.GetName())
+	s.changedLocked()
 	return &emptypb.Empty{}, nil
 }
 
@@ -298,6 +339,7 @@ func (s *Server) PurgeQueue(_ context.Context, req *cloudtaskspb.PurgeQueueReque
 	for name := range q.tasks {
 		q.removeLocked(name, now, s.opts.tombstoneTTL)
 	}
+	s.changedLocked()
 	q.pb.PurgeTime = timestamppb.New(now)
 	return proto.Clone(q.pb).(*cloudtaskspb.Queue), nil
 }
@@ -531,6 +573,7 @@ func (s *Server) DeleteTask(_ context.Context, req *cloudtaskspb.DeleteTaskReque
 		return nil, status.Errorf(codes.NotFound, "task %s does not exist", req.GetName())
 	}
 	q.removeLocked(req.GetName(), s.opts.now(), s.opts.tombstoneTTL)
+	s.changedLocked()
 	return &emptypb.Empty{}, nil
 }
 

@@ -35,6 +35,13 @@ const location = "projects/test-project/locations/us-central1"
 // the way any user of the standalone binary would.
 func newClient(t *testing.T, opts ...taskstest.Option) *cloudtasks.Client {
 	t.Helper()
+	c, _ := newServer(t, opts...)
+	return c
+}
+
+// newServer is newClient that also returns the server, to wait on.
+func newServer(t *testing.T, opts ...taskstest.Option) (*cloudtasks.Client, *taskstest.Server) {
+	t.Helper()
 	srv, err := taskstest.NewServer(opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +55,17 @@ func newClient(t *testing.T, opts ...taskstest.Option) *cloudtasks.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c
+	return c, srv
+}
+
+// waitIdle waits until srv has no task left and no dispatch in flight.
+func waitIdle(t *testing.T, srv *taskstest.Server, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := srv.WaitIdle(ctx); err != nil {
+		t.Fatalf("the emulator still has work after %v: %v", within, err)
+	}
 }
 
 // delivery is one request as a receiver saw it.
@@ -181,7 +198,7 @@ func checkGaps(t *testing.T, got []time.Duration, want []time.Duration, tol time
 
 func TestRetriesWithBackoffThenStopsAtMaxAttempts(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	c, srv := newServer(t)
 	rc := newReceiver(t, status500)
 	q := createQueue(t, c, "retry", &cloudtaskspb.Queue{RetryConfig: retryConfig(5, time.Second, 8*time.Second, 3)})
 	name := q.Name + "/tasks/always-fails"
@@ -198,7 +215,7 @@ func TestRetriesWithBackoffThenStopsAtMaxAttempts(t *testing.T) {
 	t.Logf("attempt gaps for min 1s / max 8s / doublings 3 / 5 attempts: %v", gaps(ds))
 
 	// No sixth attempt, and the task is gone.
-	time.Sleep(2 * time.Second)
+	waitIdle(t, srv, 10*time.Second)
 	if n := len(rc.deliveries()); n != 5 {
 		t.Errorf("got %d deliveries, want exactly 5 (max_attempts)", n)
 	}
@@ -215,7 +232,7 @@ func TestRetriesWithBackoffThenStopsAtMaxAttempts(t *testing.T) {
 
 func TestDeliversAfterFailuresAndRecordsAttempts(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	c, srv := newServer(t)
 	rc := newReceiver(t, failFirst(2))
 	q := createQueue(t, c, "recover", &cloudtaskspb.Queue{RetryConfig: retryConfig(5, 200*time.Millisecond, time.Second, 16)})
 	name := q.Name + "/tasks/fails-twice"
@@ -274,7 +291,7 @@ func TestDeliversAfterFailuresAndRecordsAttempts(t *testing.T) {
 		}
 	}
 	// Done: the task is deleted and its name reserved.
-	time.Sleep(100 * time.Millisecond)
+	waitIdle(t, srv, 5*time.Second)
 	if _, err := c.GetTask(context.Background(), &cloudtaskspb.GetTaskRequest{Name: name}); status.Code(err) != codes.NotFound {
 		t.Errorf("GetTask after success: %v, want NotFound", err)
 	}
@@ -285,7 +302,9 @@ func TestDeliversAfterFailuresAndRecordsAttempts(t *testing.T) {
 
 func TestDuplicateTaskNameIsAlreadyExists(t *testing.T) {
 	t.Parallel()
-	c := newClient(t, taskstest.WithTombstoneTTL(300*time.Millisecond))
+	var skew atomic.Int64 // how far the emulator's clock runs ahead
+	c := newClient(t, taskstest.WithTombstoneTTL(time.Hour),
+		taskstest.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
 	rc := newReceiver(t, status200)
 	q := createQueue(t, c, "dedupe", nil)
 	name := q.Name + "/tasks/request-abc123"
@@ -304,7 +323,7 @@ func TestDuplicateTaskNameIsAlreadyExists(t *testing.T) {
 	if _, err := c.CreateTask(context.Background(), &cloudtaskspb.CreateTaskRequest{Parent: q.Name, Task: httpTask(name, rc.URL)}); status.Code(err) != codes.AlreadyExists {
 		t.Errorf("CreateTask right after DeleteTask: err = %v, want AlreadyExists", err)
 	}
-	time.Sleep(400 * time.Millisecond) // past the tombstone TTL
+	skew.Store(int64(time.Hour + time.Minute)) // past the name's reservation
 	if _, err := c.CreateTask(context.Background(), &cloudtaskspb.CreateTaskRequest{Parent: q.Name, Task: httpTask(name, rc.URL)}); err != nil {
 		t.Errorf("CreateTask after the name's reservation ended: %v", err)
 	}
@@ -603,7 +622,7 @@ func TestQueueDefaultsAndUpdate(t *testing.T) {
 
 func TestMaxRetryDurationWithUnlimitedAttempts(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	c, srv := newServer(t)
 	rc := newReceiver(t, status500)
 	q := createQueue(t, c, "duration", &cloudtaskspb.Queue{RetryConfig: &cloudtaskspb.RetryConfig{
 		MaxAttempts: -1, MaxRetryDuration: durationpb.New(time.Second),
@@ -612,7 +631,7 @@ func TestMaxRetryDurationWithUnlimitedAttempts(t *testing.T) {
 	if _, err := c.CreateTask(context.Background(), &cloudtaskspb.CreateTaskRequest{Parent: q.Name, Task: httpTask("", rc.URL)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	waitIdle(t, srv, 5*time.Second)
 	// Attempts at 0, .3, .6, .9, 1.2 s: the one at 1.2 s finds the duration spent.
 	if n := len(rc.deliveries()); n < 4 || n > 6 {
 		t.Errorf("got %d attempts within a 1s max_retry_duration at 300ms intervals, want about 5", n)

@@ -17,6 +17,7 @@ import (
 	"cloud.google.com/go/firestore"
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
+	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -210,8 +211,16 @@ func TestCloudTasksRetriesOnTheStack(t *testing.T) {
 	if _, err := tc.CreateTask(ctx, &cloudtaskspb.CreateTaskRequest{Parent: q.Name, Task: task}); err != nil {
 		t.Fatal(err)
 	}
-	// 250ms, 500ms, then linear: 250·2·(3−1) = 1000ms.
-	time.Sleep(3 * time.Second)
+	// 250ms, 500ms, then linear: 250·2·(3−1) = 1000ms. Wait until the
+	// queue has given up on the task.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		it := tc.ListTasks(ctx, &cloudtaskspb.ListTasksRequest{Parent: q.Name})
+		if _, err := it.Next(); err == iterator.Done {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the task is still queued after 10s (%v)", err)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(at) != 4 {
