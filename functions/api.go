@@ -17,6 +17,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/pipeline"
 )
 
 // apiMux routes the HTTP API. One function serves it all, so users see one
@@ -298,10 +299,10 @@ func status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
-	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	offset, limit, err := page(r)
 	if err != nil {
-		limit = 1000
+		writeError(w, err)
+		return
 	}
 	v, err := d.svc.Status(r.Context(), r.PathValue("id"), owner, offset, limit)
 	if err != nil {
@@ -309,6 +310,32 @@ func status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
+}
+
+// page reads ?offset= (default 0) and ?limit= (1 to pipeline.MaxPage,
+// default the most): anything else is refused, not guessed at.
+func page(r *http.Request) (offset, limit int, err error) {
+	q := r.URL.Query()
+	offset, limit = 0, pipeline.MaxPage
+	var problems []string
+	if v := q.Get("offset"); v != "" {
+		if n, e := strconv.Atoi(v); e != nil || n < 0 {
+			problems = append(problems, fmt.Sprintf("offset=%q: want a whole number ≥ 0", v))
+		} else {
+			offset = n
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if n, e := strconv.Atoi(v); e != nil || n < 1 || n > pipeline.MaxPage {
+			problems = append(problems, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", v, pipeline.MaxPage))
+		} else {
+			limit = n
+		}
+	}
+	if len(problems) > 0 {
+		return 0, 0, &fault.Error{Kind: fault.Invalid, Message: "invalid page of products", Details: problems}
+	}
+	return offset, limit, nil
 }
 
 // report answers the CSV report: in the response while it is small, else

@@ -28,9 +28,11 @@ type Limits struct {
 	MaxProblemsShow int // validation problems listed in one answer
 }
 
-// DefaultLimits are documented in README ("Limits").
+// DefaultLimits bound an upload: the defaults of shared/config's variables
+// and of functions/README.md. MaxBytes stays below the 32 MiB Cloud Run
+// accepts in one request.
 var DefaultLimits = Limits{
-	MaxBytes:        64 << 20,
+	MaxBytes:        30 << 20,
 	MaxRows:         100_000,
 	MaxURLsPerRow:   20,
 	MaxImages:       200_000,
@@ -38,6 +40,16 @@ var DefaultLimits = Limits{
 	MaxFieldLength:  512,
 	MaxProblemsShow: 50,
 }
+
+// ImageLimits bound one image.
+type ImageLimits struct {
+	MaxBytes     int64 // fetched
+	MaxPixels    int64 // width × height decoded
+	MaxDimension int   // either side decoded
+}
+
+// DefaultImageLimits allow a 50 MP photograph.
+var DefaultImageLimits = ImageLimits{MaxBytes: 25 << 20, MaxPixels: 50_000_000, MaxDimension: 20_000}
 
 // Column names as users see them.
 const (

@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/storage"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
 
@@ -63,10 +64,10 @@ func (b *Bucket) Put(ctx context.Context, name string, data []byte) error {
 	w.ChunkSize = 0 // one request: our objects are small
 	if _, err := w.Write(data); err != nil {
 		_ = w.Close()
-		return fault.Wrap(fault.Transient, "storage_unavailable", err, "writing %s", name)
+		return fault.Wrap(fault.Transient, batch.ReasonStorageUnavailable, err, "writing %s", name)
 	}
 	if err := w.Close(); err != nil {
-		return fault.Wrap(fault.Transient, "storage_unavailable", err, "writing %s", name)
+		return fault.Wrap(fault.Transient, batch.ReasonStorageUnavailable, err, "writing %s", name)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
 )
 
 // Config is the whole product's configuration.
@@ -62,6 +64,9 @@ type Config struct {
 	MaxURLLength         int
 }
 
+// itoa formats a default limit; the limits themselves live in batch.
+func itoa[T int | int64](n T) string { return strconv.FormatInt(int64(n), 10) }
+
 // Variable describes one environment variable.
 type Variable struct {
 	Name, Default, Doc string
@@ -83,9 +88,9 @@ var Variables = []Variable{
 	{"IMGPIPE_ALLOW_ADDRESSES", "", "CIDR prefixes fetched even though private (e.g. an internal image host); empty by default"},
 	{"IMGPIPE_ALLOWED_PORTS", "80,443,8080,8443", "ports image and webhook URLs may use (allowed addresses: any)"},
 	{"IMGPIPE_FETCH_TIMEOUT", "20s", "whole fetch of one image, body included"},
-	{"IMGPIPE_MAX_IMAGE_BYTES", "26214400", "largest image fetched (25 MiB)"},
-	{"IMGPIPE_MAX_PIXELS", "50000000", "largest image decoded, width × height"},
-	{"IMGPIPE_MAX_DIMENSION", "20000", "longest side decoded"},
+	{"IMGPIPE_MAX_IMAGE_BYTES", itoa(batch.DefaultImageLimits.MaxBytes), "largest image fetched (25 MiB)"},
+	{"IMGPIPE_MAX_PIXELS", itoa(batch.DefaultImageLimits.MaxPixels), "largest image decoded, width × height"},
+	{"IMGPIPE_MAX_DIMENSION", itoa(batch.DefaultImageLimits.MaxDimension), "longest side decoded"},
 	{"IMGPIPE_COMPRESS_CONCURRENCY", "4", "images compressed at once per instance (Terraform sizes compressImage memory and CPU from it)"},
 	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "failed attempts at one image (a fetch retried within a delivery counts, as does a failed delivery) before it is recorded failed; at most the dead-letter policy's deliveries"},
 	{"IMGPIPE_WEBHOOK_SECRETS", "", "comma-separated whsec_<base64> signing secrets; each signs every delivery (rotation) (required)"},
@@ -98,12 +103,12 @@ var Variables = []Variable{
 	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook, which refuses any other (required)"},
 	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty means IMGPIPE_WEBHOOK_DELIVERY_URL"},
 	{"IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", "1000", "requests with more images get a webhook without products, pointing at the report"},
-	{"IMGPIPE_MAX_UPLOAD_BYTES", "31457280", "largest upload body (30 MiB; Cloud Run refuses HTTP/1 requests over 32 MiB, so at most 33554432)"},
+	{"IMGPIPE_MAX_UPLOAD_BYTES", itoa(batch.DefaultLimits.MaxBytes), "largest upload body (30 MiB; Cloud Run refuses HTTP/1 requests over 32 MiB, so at most 33554432)"},
 	{"IMGPIPE_REPORT_INLINE_MAX_BYTES", "8388608", "largest CSV report sent in the response (8 MiB); a larger one is stored under reports/ in the bucket and answered with 303 See Other to a signed link (Cloud Run caps responses at 32 MiB)"},
-	{"IMGPIPE_MAX_ROWS", "100000", "products per request"},
-	{"IMGPIPE_MAX_URLS_PER_ROW", "20", "image URLs per product"},
-	{"IMGPIPE_MAX_IMAGES", "200000", "image URLs per request"},
-	{"IMGPIPE_MAX_URL_LENGTH", "2048", "characters per URL"},
+	{"IMGPIPE_MAX_ROWS", itoa(batch.DefaultLimits.MaxRows), "products per request"},
+	{"IMGPIPE_MAX_URLS_PER_ROW", itoa(batch.DefaultLimits.MaxURLsPerRow), "image URLs per product"},
+	{"IMGPIPE_MAX_IMAGES", itoa(batch.DefaultLimits.MaxImages), "image URLs per request"},
+	{"IMGPIPE_MAX_URL_LENGTH", itoa(batch.DefaultLimits.MaxURLLength), "characters per URL"},
 }
 
 var (

@@ -19,6 +19,7 @@ import (
 	"github.com/disintegration/imaging"
 	_ "golang.org/x/image/webp"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
@@ -29,8 +30,8 @@ type Limits struct {
 	MaxDimension int   // either side
 }
 
-// DefaultLimits allow a 50 MP photograph; documented in README.
-var DefaultLimits = Limits{MaxPixels: 50_000_000, MaxDimension: 20_000}
+// DefaultLimits are batch.DefaultImageLimits.
+var DefaultLimits = Limits{MaxPixels: batch.DefaultImageLimits.MaxPixels, MaxDimension: batch.DefaultImageLimits.MaxDimension}
 
 // Result is a compressed image.
 type Result struct {
@@ -46,13 +47,13 @@ type Result struct {
 	Fallback string
 }
 
-// Reason codes of permanent failures.
+// Reason codes of permanent failures, as batch defines them.
 const (
-	ReasonNotAnImage    = "not_an_image"
-	ReasonUnsupported   = "unsupported_format"
-	ReasonTooManyPixels = "too_many_pixels"
-	ReasonTooLarge      = "too_large_dimension"
-	ReasonCorrupt       = "corrupt_image"
+	ReasonNotAnImage    = batch.ReasonNotAnImage
+	ReasonUnsupported   = batch.ReasonUnsupportedFormat
+	ReasonTooManyPixels = batch.ReasonTooManyPixels
+	ReasonTooLarge      = batch.ReasonTooLargeDimension
+	ReasonCorrupt       = batch.ReasonCorruptImage
 )
 
 // Sniff names the format from the bytes, not from any Content-Type.

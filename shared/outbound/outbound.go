@@ -18,18 +18,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
 
-// Reason codes of fetch failures.
+// Reason codes of fetch failures, as batch defines them.
 const (
-	ReasonBlocked   = "blocked_address"
-	ReasonTooLarge  = "too_large"
-	ReasonTimeout   = "timeout"
-	ReasonRedirects = "too_many_redirects"
-	ReasonDNS       = "dns_not_found"
-	ReasonConnect   = "connection_failed"
-	ReasonScheme    = "unsupported_scheme"
+	ReasonBlocked   = batch.ReasonBlockedAddress
+	ReasonTooLarge  = batch.ReasonFetchTooLarge
+	ReasonTimeout   = batch.ReasonTimeout
+	ReasonRedirects = batch.ReasonTooManyRedirects
+	ReasonDNS       = batch.ReasonDNSNotFound
+	ReasonConnect   = batch.ReasonConnectionFailed
+	ReasonScheme    = batch.ReasonUnsupportedScheme
 )
 
 // Guard decides which addresses may be dialled.
@@ -258,7 +259,7 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]by
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		reason := "http_" + strconv.Itoa(resp.StatusCode)
+		reason := batch.ReasonHTTPPrefix + strconv.Itoa(resp.StatusCode)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
 			return nil, fault.New(fault.Transient, reason, "the image server answered %s", resp.Status)
 		}
@@ -290,7 +291,7 @@ func classify(err error) error {
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
 		return fault.Wrap(fault.Permanent, ReasonDNS, err, "the host %q does not exist", dnsErr.Name)
 	case errors.Is(err, context.Canceled):
-		return fault.Wrap(fault.Transient, "canceled", err, "the fetch was canceled")
+		return fault.Wrap(fault.Transient, batch.ReasonCanceled, err, "the fetch was canceled")
 	default:
 		return fault.Wrap(fault.Transient, ReasonConnect, err, "fetching the image failed")
 	}

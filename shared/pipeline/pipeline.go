@@ -203,7 +203,7 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 	}
 	// Never leave the request waiting for messages that do not exist.
 	for _, m := range unsent {
-		res := batch.ImageResult{State: batch.ImageFailed, Reason: "publish_failed", Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
+		res := batch.ImageResult{State: batch.ImageFailed, Reason: batch.ReasonPublishFailed, Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
 		if _, err := s.Results.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
 			return r, err
 		}
@@ -212,7 +212,7 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		}
 	}
 	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", len(unsent), "error", fmt.Sprint(lastErr))
-	return r, fault.Wrap(fault.Transient, "publish_failed", lastErr,
+	return r, fault.Wrap(fault.Transient, batch.ReasonPublishFailed, lastErr,
 		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, len(unsent), r.TotalImages)
 }
 
@@ -310,7 +310,7 @@ func retryTransient(ctx context.Context, fn func() error) error {
 
 // DeadLetter records an image whose message exhausted its deliveries.
 func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts int) error {
-	res := batch.ImageResult{State: batch.ImageFailed, Reason: "dead_lettered",
+	res := batch.ImageResult{State: batch.ImageFailed, Reason: batch.ReasonDeadLettered,
 		Error: fmt.Sprintf("gave up after %d delivery attempts", attempts), Attempt: attempts, FinishedAt: time.Now().UTC()}
 	if _, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
 		return err
@@ -378,7 +378,7 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 		case s.sem <- struct{}{}:
 			defer func() { <-s.sem }()
 		case <-ctx.Done():
-			return batch.ImageResult{}, fault.Wrap(fault.Transient, "canceled", ctx.Err(), "waiting for a compression slot")
+			return batch.ImageResult{}, fault.Wrap(fault.Transient, batch.ReasonCanceled, ctx.Err(), "waiting for a compression slot")
 		}
 	}
 	in, err := s.fetch(ctx, m, a)
