@@ -102,7 +102,8 @@ func TestLosslessIsPixelIdentical(t *testing.T) {
 	}
 }
 
-// Every file the issue names as a fallback is refused with its reason.
+// Every JPEG the DCT path must hand to the pixel path is refused with its
+// reason.
 func TestRefusals(t *testing.T) {
 	dir := filepath.Join(goroot(t), "src", "image", "testdata")
 	for name, reason := range map[string]string{

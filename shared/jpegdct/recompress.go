@@ -162,10 +162,8 @@ type requant struct {
 // from Debian wallpapers, quality 50; total bytes and luma SSIM to the
 // input, against sharp 0.35.5, the mean per class within 0.002 of sharp's):
 // nothing dropped → 0.978× sharp's bytes, SSIM −0.0005; this rule →
-// 0.948×, −0.0011 (worst class −0.0017); the earlier uniform dead zone of
-// 0.61 steps (ratio ≥ 4) in every block → 0.942× at −0.0016, but down to
-// −0.0039 on progressive 4:4:4 inputs; 0.7 steps in sparse blocks of ≤ 4
-// (ratio ≥ 4) → 0.955×, −0.0012.
+// 0.948×, −0.0011 (worst class −0.0017). The alternatives measured are in
+// README.md.
 const (
 	marginalZone  = 0.62
 	marginalRatio = 3

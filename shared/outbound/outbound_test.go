@@ -120,7 +120,7 @@ func (f fakeDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, e
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
-// The table: each target refused directly and as a redirect from an
+// The table of refused targets: each refused directly and as a redirect from an
 // allowed host; the allowed host itself works.
 func TestGuardTable(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.2:0")

@@ -80,8 +80,8 @@ type Fetcher interface {
 	Fetch(ctx context.Context, url string, maxBytes int64) ([]byte, error)
 }
 
-// CompletionHook is told once that a request finished (the webhook issue
-// plugs in here). It must be idempotent: after a crash it may run again.
+// CompletionHook is told once that a request finished (the webhook goes
+// out from here). It must be idempotent: after a crash it may run again.
 type CompletionHook interface {
 	RequestFinished(ctx context.Context, r batch.Request, c batch.Counts) error
 }
