@@ -10,7 +10,8 @@ locals {
     "firestore.googleapis.com",            # requests, counters, keys
     "iam.googleapis.com",                  # service accounts
     "iamcredentials.googleapis.com",       # signBlob: signed output and report links
-    "logging.googleapis.com",              # build and function logs
+    "logging.googleapis.com",              # build and function logs, log-based metrics
+    "monitoring.googleapis.com",           # alert policies, dashboard
     "pubsub.googleapis.com",               # one message per image
     "run.googleapis.com",                  # the functions' services
     "secretmanager.googleapis.com",        # the webhook signing secrets

@@ -135,3 +135,9 @@ variable "webhook_max_doublings" {
   default     = 16
   description = "Times the webhook delay doubles before growing linearly (IMGPIPE_WEBHOOK_MAX_DOUBLINGS)."
 }
+
+variable "alert_email" {
+  type        = string
+  default     = ""
+  description = "Address the alert policies notify; empty creates the policies without a notification channel."
+}
