@@ -44,6 +44,8 @@ locals {
     IMGPIPE_MAX_PIXELS            = tostring(var.max_pixels)
     IMGPIPE_MAX_IMAGE_BYTES       = tostring(var.max_image_bytes)
     IMGPIPE_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
+    IMGPIPE_MAX_FETCHES_PER_HOST  = tostring(var.max_fetches_per_host)
+    IMGPIPE_CONTACT_URL           = var.contact_url
     IMGPIPE_WEBHOOK_MAX_ATTEMPTS  = tostring(var.webhook_max_attempts)
     IMGPIPE_WEBHOOK_MIN_BACKOFF   = var.webhook_min_backoff
     IMGPIPE_WEBHOOK_MAX_BACKOFF   = var.webhook_max_backoff

@@ -141,3 +141,15 @@ variable "alert_email" {
   default     = ""
   description = "Address the alert policies notify; empty creates the policies without a notification channel."
 }
+
+variable "contact_url" {
+  type        = string
+  default     = "https://github.com/imgpipe/imgpipe"
+  description = "Where image hosts can reach you: every fetch sends User-Agent imgpipe/1 (+contact_url) (IMGPIPE_CONTACT_URL)."
+}
+
+variable "max_fetches_per_host" {
+  type        = number
+  default     = 4
+  description = "Fetches in flight to one image host from one instance (IMGPIPE_MAX_FETCHES_PER_HOST)."
+}

@@ -36,6 +36,8 @@ type Config struct {
 	AllowAddresses      []netip.Prefix
 	AllowedPorts        []int
 	FetchTimeout        time.Duration
+	MaxFetchesPerHost   int    // per instance
+	ContactURL          string // in the User-Agent of every fetch
 	MaxImageBytes       int64
 	MaxPixels           int64
 	MaxDimension        int
@@ -88,6 +90,8 @@ var Variables = []Variable{
 	{"IMGPIPE_ALLOW_ADDRESSES", "", "CIDR prefixes fetched even though private (e.g. an internal image host); empty by default"},
 	{"IMGPIPE_ALLOWED_PORTS", "80,443,8080,8443", "ports image and webhook URLs may use (allowed addresses: any)"},
 	{"IMGPIPE_FETCH_TIMEOUT", "20s", "whole fetch of one image, body included"},
+	{"IMGPIPE_MAX_FETCHES_PER_HOST", "4", "fetches in flight to one image host from one instance; a 429 or 503 with Retry-After is waited for"},
+	{"IMGPIPE_CONTACT_URL", "https://github.com/imgpipe/imgpipe", "where image hosts reach the operator: fetches send User-Agent imgpipe/1 (+URL)"},
 	{"IMGPIPE_MAX_IMAGE_BYTES", itoa(batch.DefaultImageLimits.MaxBytes), "largest image fetched (25 MiB)"},
 	{"IMGPIPE_MAX_PIXELS", itoa(batch.DefaultImageLimits.MaxPixels), "largest image decoded, width × height"},
 	{"IMGPIPE_MAX_DIMENSION", itoa(batch.DefaultImageLimits.MaxDimension), "longest side decoded"},
@@ -203,6 +207,8 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		SignedURLTTL:           dur("IMGPIPE_SIGNED_URL_TTL"),
 		AllowLoopback:          boolean("IMGPIPE_ALLOW_LOOPBACK"),
 		FetchTimeout:           dur("IMGPIPE_FETCH_TIMEOUT"),
+		MaxFetchesPerHost:      int(num("IMGPIPE_MAX_FETCHES_PER_HOST", 1, 1000)),
+		ContactURL:             str("IMGPIPE_CONTACT_URL"),
 		AllowAddresses:         prefixes("IMGPIPE_ALLOW_ADDRESSES"),
 		AllowedPorts:           ports("IMGPIPE_ALLOWED_PORTS"),
 		MaxImageBytes:          num("IMGPIPE_MAX_IMAGE_BYTES", 1024, 1<<30),

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -189,13 +190,59 @@ type Options struct {
 	MaxRedirects int
 	UserAgent    string
 	Resolver     Resolver // net.DefaultResolver when nil
+	// MaxPerHost bounds this client's fetches in flight to one host; 0
+	// means no bound. Image hosts answer bursts with 429s.
+	MaxPerHost int
 }
 
 // Client fetches user URLs through the guard.
 type Client struct {
 	hc   *http.Client
 	opts Options
+
+	mu    sync.Mutex
+	hosts map[string]*hostSlots
 }
+
+// hostSlots bounds the fetches in flight to one host.
+type hostSlots struct {
+	slots chan struct{}
+	users int // fetches holding or waiting for a slot; the entry goes at 0
+}
+
+// acquire takes a slot for host, waiting while all are in use; release
+// gives it back.
+func (c *Client) acquire(ctx context.Context, host string) (release func(), err error) {
+	if c.opts.MaxPerHost <= 0 {
+		return func() {}, nil
+	}
+	c.mu.Lock()
+	h := c.hosts[host]
+	if h == nil {
+		h = &hostSlots{slots: make(chan struct{}, c.opts.MaxPerHost)}
+		c.hosts[host] = h
+	}
+	h.users++
+	c.mu.Unlock()
+	done := func() {
+		c.mu.Lock()
+		if h.users--; h.users == 0 {
+			delete(c.hosts, host)
+		}
+		c.mu.Unlock()
+	}
+	select {
+	case h.slots <- struct{}{}:
+		return func() { <-h.slots; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, fault.Wrap(fault.Transient, batch.ReasonCanceled, ctx.Err(), "waiting for a free connection to %s", host)
+	}
+}
+
+// UserAgent is what imgpipe's fetches say they are: imgpipe, and where its
+// operator can be reached.
+func UserAgent(contactURL string) string { return "imgpipe/1 (+" + contactURL + ")" }
 
 // NewClient builds a Client; no proxy is used (a proxy would dial for us,
 // past the guard).
@@ -204,7 +251,7 @@ func NewClient(o Options) *Client {
 		o.Timeout = 20 * time.Second
 	}
 	if o.UserAgent == "" {
-		o.UserAgent = "imgpipe/1 (+https://github.com/imgpipe/imgpipe)"
+		o.UserAgent = UserAgent("https://github.com/imgpipe/imgpipe")
 	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
@@ -230,7 +277,7 @@ func NewClient(o Options) *Client {
 			return o.Guard.CheckURL(req.URL)
 		},
 	}
-	return &Client{hc: hc, opts: o}
+	return &Client{hc: hc, opts: o, hosts: map[string]*hostSlots{}}
 }
 
 // HTTPClient exposes the guarded client (for webhooks).
@@ -252,6 +299,11 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]by
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
 	req.Header.Set("Accept", "image/jpeg,image/png,image/webp,image/gif;q=0.9,*/*;q=0.1")
+	release, err := c.acquire(ctx, u.Host)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, classify(err)
@@ -261,7 +313,11 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]by
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		reason := batch.ReasonHTTPPrefix + strconv.Itoa(resp.StatusCode)
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500 {
-			return nil, fault.New(fault.Transient, reason, "the image server answered %s", resp.Status)
+			e := fault.New(fault.Transient, reason, "the image server answered %s", resp.Status)
+			if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+				e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+			}
+			return nil, e
 		}
 		return nil, fault.New(fault.Permanent, reason, "the image server answered %s", resp.Status)
 	}
@@ -276,6 +332,21 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]by
 		return nil, fault.New(fault.Permanent, ReasonTooLarge, "the image is more than %d bytes", maxBytes)
 	}
 	return body, nil
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+// Zero when absent or unreadable; at most an hour.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && n >= 0 {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		d = t.Sub(now)
+	}
+	return max(0, min(d, time.Hour))
 }
 
 // classify turns a transport error into a fault with a reason.

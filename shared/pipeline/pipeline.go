@@ -6,6 +6,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
@@ -352,6 +353,10 @@ func (s *Service) lastAttempt(n int) bool {
 // asks for a redelivery. Retrying here rather than by nacking keeps hopeless
 // URLs from turning into bursts of failed pushes, after which Pub/Sub slows
 // the whole subscription.
+//
+// A host that asks to be left alone (429 or 503 with Retry-After) is
+// waited for, within the delivery's time, and the wait is no failed
+// attempt; a longer wait becomes a redelivery.
 func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) ([]byte, error) {
 	delay := time.Second
 	for {
@@ -360,22 +365,40 @@ func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) 
 		if err == nil || !fault.Retryable(err) || ctx.Err() != nil {
 			return in, err
 		}
-		s.countAttempt(ctx, m, a)
-		if s.lastAttempt(a.n) {
-			return nil, err
+		wait := retryAfterOf(err)
+		throttled := wait > 0
+		if throttled {
+			a.counted = true // asked to wait, not failed
+		} else {
+			wait = delay
+			s.countAttempt(ctx, m, a)
+			if s.lastAttempt(a.n) {
+				return nil, err
+			}
 		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < delay+s.FetchBudget {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+s.FetchBudget {
 			return nil, err
 		}
 		s.Log.Warn("fetch failed, retrying", "requestId", m.RequestID, "image", m.Image.ID(),
-			"attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", delay.String())
+			"attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", wait.String(), "throttled", throttled)
 		select {
 		case <-ctx.Done():
 			return nil, err
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		delay = min(2*delay, 8*time.Second)
+		if !throttled {
+			delay = min(2*delay, 8*time.Second)
+		}
 	}
+}
+
+// retryAfterOf is how long the failure asks to wait before the next try.
+func retryAfterOf(err error) time.Duration {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe.RetryAfter
+	}
+	return 0
 }
 
 // process fetches, compresses and stores one image.
