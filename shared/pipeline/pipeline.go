@@ -6,9 +6,9 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
