@@ -117,6 +117,9 @@ func TestFaultWebhookReceiverHangs(t *testing.T) {
 	}))
 	defer func() { close(hang); rc.Close() }() // release the hung handlers first
 	id := smallRequest(t, rc.URL)
+	// The request may wait behind the parallel load test's images; the
+	// webhook's five attempts take about 25 s once it finishes.
+	awaitFinal(t, id, 180*time.Second)
 	v := awaitWebhook(t, id, "FAILED", 5, 90*time.Second)
 	if !strings.Contains(v.Webhook.LastError, "timeout") {
 		t.Errorf("lastError %q, want a timeout", v.Webhook.LastError)
