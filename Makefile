@@ -20,7 +20,7 @@ fuzz_all = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(1) ./shared/batch \
 	&& go test -run='^$$' -fuzz=FuzzCompress -fuzztime=$(2) ./shared/imagework \
 	&& go test -run='^$$' -fuzz=FuzzRecompress -fuzztime=$(3) ./shared/jpegdct \
 	&& go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(4) ./functions
-FUZZ = $(call fuzz_all,100000x,20x,40x,20000x)
+FUZZ = $(call fuzz_all,150000x,2000x,1200x,30000x)
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(LOCAL_PROJECT)
 
