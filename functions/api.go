@@ -184,6 +184,7 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := baseURL(r, d.cfg.PublicURL)
+	sub.Trace = traceOf(r, d.cfg.Project)
 	req, err := d.svc.Submit(r.Context(), st, sub, key.ID, base)
 	if err != nil {
 		writeErrorFor(w, err, req.ID)
@@ -193,6 +194,22 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
 		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
 	})
+}
+
+// traceOf names the request's Cloud Trace, projects/P/traces/ID, from the
+// header the platform sets (X-Cloud-Trace-Context: ID/SPAN;o=1, or W3C
+// traceparent: 00-ID-SPAN-FLAGS); "" when there is none.
+func traceOf(r *http.Request, project string) string {
+	id := ""
+	if h := r.Header.Get("X-Cloud-Trace-Context"); h != "" {
+		id, _, _ = strings.Cut(h, "/")
+	} else if parts := strings.Split(r.Header.Get("traceparent"), "-"); len(parts) == 4 {
+		id = parts[1]
+	}
+	if len(id) != 32 || strings.Trim(strings.ToLower(id), "0123456789abcdef") != "" || strings.Trim(id, "0") == "" {
+		return ""
+	}
+	return "projects/" + project + "/traces/" + strings.ToLower(id)
 }
 
 // readSubmission reads an upload's options and products: a CSV's products

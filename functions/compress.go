@@ -8,6 +8,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/queue"
 )
 
@@ -38,7 +39,7 @@ func compressImage(ctx context.Context, e event.Event) error {
 		if fault.Retryable(err) {
 			return fmt.Errorf("compressImage %s/%s: %w", m.RequestID, m.Image.ID(), err)
 		}
-		logger.Error("image message acknowledged after a permanent error", "requestId", m.RequestID, "image", m.Image.ID(), "error", err.Error())
+		pipeline.ImageLog(logger, m).Error("image message acknowledged after a permanent error", "error", err.Error())
 	}
 	return nil
 }
@@ -56,7 +57,7 @@ func deadLetter(ctx context.Context, e event.Event) error {
 		return err
 	}
 	attempts, _ := strconv.Atoi(d.Message.Attributes["CloudPubSubDeadLetterSourceDeliveryCount"])
-	logger.Warn("image dead-lettered", "requestId", m.RequestID, "image", m.Image.ID(), "attempts", attempts)
+	pipeline.ImageLog(logger, m).Warn("image dead-lettered", "attempts", attempts)
 	if err := deps.svc.DeadLetter(ctx, m, attempts); err != nil && fault.Retryable(err) {
 		return fmt.Errorf("deadLetter %s/%s: %w", m.RequestID, m.Image.ID(), err)
 	}

@@ -47,3 +47,21 @@ func TestHandlersFailClosedWithoutKey(t *testing.T) {
 		}
 	}
 }
+
+// An upload's trace comes from the header the platform sets, in either form.
+func TestTraceOf(t *testing.T) {
+	for h, want := range map[[2]string]string{
+		{"X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/1;o=1"}:        "projects/p1/traces/105445aa7843bc8bf206b12000100000",
+		{"traceparent", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"}: "projects/p1/traces/4bf92f3577b34da6a3ce929d0e0e4736",
+		{"X-Cloud-Trace-Context", "not-a-trace/1"}:                                 "",
+		{"traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"}: "",
+		{"X-Cloud-Trace-Context", "105445aa7843bc8bf206b1200010000/1"}:             "",
+		{"User-Agent", "curl"}: "",
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/api/upload", nil)
+		r.Header.Set(h[0], h[1])
+		if got := traceOf(r, "p1"); got != want {
+			t.Errorf("%s: %s → %q, want %q", h[0], h[1], got, want)
+		}
+	}
+}

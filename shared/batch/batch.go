@@ -42,6 +42,9 @@ type Submission struct {
 	Products   []Product
 	WebhookURL string
 	Quality    int
+	// Trace is the upload's Cloud Trace name (projects/P/traces/ID), when
+	// the platform gave one: every log line of its images carries it.
+	Trace string
 }
 
 // TotalImages counts every input URL of every product.

@@ -175,7 +175,7 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		for pi := start; pi < end; pi++ {
 			for ui := range int(urls[pi]) {
 				ref := batch.ImageRef{Product: pi, URL: ui}
-				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: batch.ImageShard(image, r.Shards)}
+				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: batch.ImageShard(image, r.Shards), Trace: sub.Trace}
 				image++
 				if err != nil {
 					unsent = append(unsent, m)
@@ -199,7 +199,11 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		}
 	}
 	if len(unsent) == 0 {
-		s.Log.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
+		l := s.Log
+		if sub.Trace != "" {
+			l = l.With(TraceKey, sub.Trace)
+		}
+		l.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
 		return r, nil
 	}
 	// Never leave the request waiting for messages that do not exist.
@@ -263,7 +267,7 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 			return s.checkCompletion(ctx, m)
 		}
 	}
-	log := s.Log.With("requestId", m.RequestID, "image", m.Image.ID(), "attempt", attempt)
+	log := ImageLog(s.Log, m).With("attempt", attempt)
 	start := time.Now()
 	a := attempts{n: attempt}
 	res, err := s.process(ctx, m, &a)
@@ -379,8 +383,7 @@ func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) 
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+s.FetchBudget {
 			return nil, err
 		}
-		s.Log.Warn("fetch failed, retrying", "requestId", m.RequestID, "image", m.Image.ID(),
-			"attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", wait.String(), "throttled", throttled)
+		ImageLog(s.Log, m).Warn("fetch failed, retrying", "attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", wait.String(), "throttled", throttled)
 		select {
 		case <-ctx.Done():
 			return nil, err
@@ -391,6 +394,20 @@ func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) 
 		}
 	}
 }
+
+// ImageLog is l for the lines of one image: its request ID, image ID and,
+// when its upload had one, the trace.
+func ImageLog(l *slog.Logger, m queue.ImageMessage) *slog.Logger {
+	l = l.With("requestId", m.RequestID, "image", m.Image.ID())
+	if m.Trace != "" {
+		l = l.With(TraceKey, m.Trace)
+	}
+	return l
+}
+
+// TraceKey is the field of a structured log line that Cloud Logging reads
+// as the entry's trace, linking the lines of one upload and its images.
+const TraceKey = "logging.googleapis.com/trace"
 
 // retryAfterOf is how long the failure asks to wait before the next try.
 func retryAfterOf(err error) time.Duration {
@@ -457,7 +474,11 @@ func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) err
 		return fault.New(fault.Transient, "completion_pending", "request %s: completion hook not confirmed yet", r.ID)
 	}
 	if won {
-		s.Log.Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
+		l := s.Log
+		if m.Trace != "" {
+			l = l.With(TraceKey, m.Trace)
+		}
+		l.Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
 	}
 	r.Status = comp.Status
 	if err := s.Hook.RequestFinished(ctx, r, c); err != nil {

@@ -32,12 +32,19 @@ type harness struct {
 	mu       sync.Mutex
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarnessPhoto is the photograph the harness's fetcher serves.
+func newHarnessPhoto(t *testing.T) []byte {
 	t.Helper()
 	photo, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "coffee.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return photo
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	photo := newHarnessPhoto(t)
 	h := &harness{t: t, st: newMemStore()}
 	h.svc = &pipeline.Service{
 		Requests: h.st, Results: h.st, Completions: h.st, WebhookLog: h.st,

@@ -34,6 +34,9 @@ type ImageMessage struct {
 	URL       string         `json:"url"`
 	Quality   int            `json:"quality"`
 	Shard     int            `json:"shard"`
+	// Trace links the image's log lines to its upload's
+	// (projects/P/traces/ID); empty when the upload had none.
+	Trace string `json:"trace,omitempty"`
 }
 
 // Encode is the message data.
