@@ -22,11 +22,15 @@ import (
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 
+// NoStackVar carries why the emulators cannot be used from this binary's
+// TestMain (package functions_test) to the tests of package functions.
+const NoStackVar = "IMGPIPE_TEST_NO_STACK"
+
 // needStack skips (or, under make test, fails) a test when the emulators
-// are not running: this binary's TestMain says so in IMGPIPE_TEST_NO_STACK.
+// are not running.
 func needStack(t testing.TB) {
 	t.Helper()
-	emulatortest.Need(t, os.Getenv("IMGPIPE_TEST_NO_STACK"))
+	emulatortest.Need(t, os.Getenv(NoStackVar))
 }
 
 // The completion hook signalled twice (and twice at once) enqueues one

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
@@ -84,10 +85,6 @@ var (
 // stackMissing says why the emulators cannot be used; "" when they can.
 var stackMissing string
 
-// noStackVar carries stackMissing to the tests of package functions itself,
-// which share this binary and its TestMain.
-const noStackVar = "IMGPIPE_TEST_NO_STACK"
-
 // needStack skips (or, under make test, fails) a test or benchmark when
 // the emulators are not running.
 func needStack(t testing.TB) {
@@ -107,7 +104,7 @@ func TestMain(m *testing.M) {
 			os.Setenv(k, v)
 		}
 		localstack.LocalDefaults("http://127.0.0.1:1")
-		os.Setenv(noStackVar, stackMissing) // for this binary's in-package tests
+		os.Setenv(functions.NoStackVar, stackMissing) // for this binary's in-package tests
 		os.Exit(m.Run())
 	}
 	s := emulatortest.Suffix()

@@ -299,11 +299,9 @@ func traversalRefs(trs []hcl.Traversal) []string {
 			}
 		}
 		switch parts[0] {
-		case "var", "local":
-			out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
-		case "data":
+		case "data": // data.TYPE.NAME
 			out = append(out, strings.Join(parts, "."))
-		default:
+		default: // var.X, local.X, TYPE.NAME
 			out = append(out, strings.Join(parts[:min(2, len(parts))], "."))
 		}
 	}

@@ -199,11 +199,7 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		}
 	}
 	if len(unsent) == 0 {
-		l := s.Log
-		if sub.Trace != "" {
-			l = l.With(TraceKey, sub.Trace)
-		}
-		l.Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
+		withTrace(s.Log, sub.Trace).Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
 		return r, nil
 	}
 	// Never leave the request waiting for messages that do not exist.
@@ -331,7 +327,9 @@ func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts
 }
 
 // attempts tracks one image's failed attempts during a delivery: n is the
-// highest count known, counted whether the latest failure is in it.
+// highest count known; counted says the latest failure needs no counting
+// any more, because it is in n or because it was a host asking to wait,
+// which is no failure.
 type attempts struct {
 	n       int
 	counted bool
@@ -398,11 +396,15 @@ func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) 
 // ImageLog is l for the lines of one image: its request ID, image ID and,
 // when its upload had one, the trace.
 func ImageLog(l *slog.Logger, m queue.ImageMessage) *slog.Logger {
-	l = l.With("requestId", m.RequestID, "image", m.Image.ID())
-	if m.Trace != "" {
-		l = l.With(TraceKey, m.Trace)
+	return withTrace(l, m.Trace).With("requestId", m.RequestID, "image", m.Image.ID())
+}
+
+// withTrace is l with the trace field, when there is a trace.
+func withTrace(l *slog.Logger, trace string) *slog.Logger {
+	if trace == "" {
+		return l
 	}
-	return l
+	return l.With(TraceKey, trace)
 }
 
 // TraceKey is the field of a structured log line that Cloud Logging reads
@@ -474,11 +476,7 @@ func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) err
 		return fault.New(fault.Transient, "completion_pending", "request %s: completion hook not confirmed yet", r.ID)
 	}
 	if won {
-		l := s.Log
-		if m.Trace != "" {
-			l = l.With(TraceKey, m.Trace)
-		}
-		l.Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
+		withTrace(s.Log, m.Trace).Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
 	}
 	r.Status = comp.Status
 	if err := s.Hook.RequestFinished(ctx, r, c); err != nil {
