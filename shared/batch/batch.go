@@ -63,6 +63,12 @@ type ImageRef struct {
 	URL     int `json:"u"`
 }
 
+// ShardedRef is an image and the counter shard it counts in.
+type ShardedRef struct {
+	ImageRef
+	Shard int `json:"s"`
+}
+
 // ID is the image's stable identifier inside its request, "P-U".
 func (r ImageRef) ID() string { return fmt.Sprintf("%d-%d", r.Product, r.URL) }
 
@@ -87,6 +93,9 @@ type ImageResult struct {
 	Codec      string     `json:"codec,omitempty" firestore:"codec,omitempty"`         // "dct" (recompressed coefficients) or "pixel"
 	Format     string     `json:"format,omitempty" firestore:"format,omitempty"`
 	Attempt    int        `json:"attempt,omitempty" firestore:"attempt,omitempty"`
+	// SameAs is the image whose fetch and compression this one shares
+	// (the same URL earlier in the request); its output is that image's.
+	SameAs string `json:"sameAs,omitempty" firestore:"sameAs,omitempty"`
 	FinishedAt time.Time  `json:"finishedAt" firestore:"finishedAt"`
 }
 

@@ -28,6 +28,9 @@ const (
 	ReasonStorageUnavailable = "storage_unavailable"
 	ReasonPublishFailed      = "publish_failed"
 	ReasonDeadLettered       = "dead_lettered"
+	// ReasonStalled: the image had no result and no delivery in flight
+	// for the stall window, and republishing it did not help.
+	ReasonStalled = "stalled"
 	// ReasonInternal is what an error without a reason records
 	// (fault.ReasonOf).
 	ReasonInternal = "internal"
@@ -40,5 +43,5 @@ var Reasons = []string{
 	ReasonBlockedAddress, ReasonUnsupportedScheme, ReasonFetchTooLarge, ReasonTimeout, ReasonTooManyRedirects,
 	ReasonDNSNotFound, ReasonConnectionFailed, ReasonCanceled,
 	ReasonNotAnImage, ReasonUnsupportedFormat, ReasonTooManyPixels, ReasonTooLargeDimension, ReasonCorruptImage,
-	ReasonStorageUnavailable, ReasonPublishFailed, ReasonDeadLettered, ReasonInternal,
+	ReasonStorageUnavailable, ReasonPublishFailed, ReasonDeadLettered, ReasonStalled, ReasonInternal,
 }

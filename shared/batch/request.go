@@ -31,6 +31,15 @@ type Completion struct {
 	HookCalls int       `firestore:"hookCalls"`
 }
 
+// ImageStall is what the sweep knows of an image's deliveries.
+type ImageStall struct {
+	// SeenAt is when a delivery of the image last showed it was alive (a
+	// counted failure, a wait a host asked for) or the sweep republished
+	// it; zero when never.
+	SeenAt      time.Time
+	Republished int // times the sweep republished it
+}
+
 // Counter shards: each image counts in one shard of its request, so no
 // document takes more than its share of Firestore's write rate.
 const (

@@ -28,6 +28,11 @@ type memStore struct {
 	completions map[string]batch.Completion
 	webhooks    map[string]batch.WebhookState
 	attemptLog  map[string]bool
+	updated     map[string]time.Time // a request's last counted result
+	stalls      map[string]map[batch.ImageRef]batch.ImageStall
+
+	// now is the store's clock (server timestamps).
+	now func() time.Time
 
 	BeforeShardFinished func(id string, shard int) error
 	BeforeFinishImage   func(id string, ref batch.ImageRef) error
@@ -38,6 +43,7 @@ var (
 	_ pipeline.Results     = (*memStore)(nil)
 	_ pipeline.Completions = (*memStore)(nil)
 	_ pipeline.WebhookLog  = (*memStore)(nil)
+	_ pipeline.Sweeps      = (*memStore)(nil)
 	_ batch.Staging        = (*memStaging)(nil)
 )
 
@@ -47,6 +53,8 @@ func newMemStore() *memStore {
 		results: map[string]map[batch.ImageRef]batch.ImageResult{}, shardDone: map[string][]int{}, shardWant: map[string][]int{},
 		attempts: map[string]map[batch.ImageRef]int{}, completions: map[string]batch.Completion{},
 		webhooks: map[string]batch.WebhookState{}, attemptLog: map[string]bool{},
+		updated: map[string]time.Time{}, stalls: map[string]map[batch.ImageRef]batch.ImageStall{},
+		now: time.Now,
 	}
 }
 
@@ -84,7 +92,7 @@ func (st *memStaging) Commit(_ context.Context, r batch.Request) (batch.Request,
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.ID, r.ProductCount, r.TotalImages = st.id, len(st.products), st.images
-	r.Shards, r.Status, r.CreatedAt = batch.ShardCount(r.TotalImages), batch.Pending, time.Now().UTC()
+	r.Shards, r.Status, r.CreatedAt = batch.ShardCount(r.TotalImages), batch.Pending, m.now().UTC()
 	for start := 0; start < len(st.products); start += 2 { // chunks of two products
 		r.ChunkStarts = append(r.ChunkStarts, start)
 	}
@@ -95,6 +103,7 @@ func (st *memStaging) Commit(_ context.Context, r batch.Request) (batch.Request,
 	m.requests[r.ID], m.products[r.ID] = r, st.products
 	m.shardWant[r.ID], m.shardDone[r.ID] = want, make([]int, r.Shards)
 	m.results[r.ID], m.attempts[r.ID] = map[batch.ImageRef]batch.ImageResult{}, map[batch.ImageRef]int{}
+	m.stalls[r.ID] = map[batch.ImageRef]batch.ImageStall{}
 	return r, nil
 }
 
@@ -135,7 +144,72 @@ func (m *memStore) FinishImage(_ context.Context, id string, ref batch.ImageRef,
 	}
 	m.results[id][ref] = res
 	m.shardDone[id][shard]++
+	m.updated[id] = m.now()
 	return true, nil
+}
+
+func (m *memStore) FinishCopies(_ context.Context, id string, refs []batch.ShardedRef, res batch.ImageResult) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.requests[id]; !ok {
+		return 0, notFound(id)
+	}
+	n := 0
+	for _, r := range refs {
+		if _, done := m.results[id][r.ImageRef]; done {
+			continue
+		}
+		m.results[id][r.ImageRef] = res
+		m.shardDone[id][r.Shard]++
+		n++
+	}
+	if n > 0 {
+		m.updated[id] = m.now()
+	}
+	return n, nil
+}
+
+func (m *memStore) PendingRequests(_ context.Context, limit int) ([]batch.Request, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []batch.Request
+	for _, r := range m.requests {
+		if r.Status == batch.Pending && len(out) < limit {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) ImageStalls(_ context.Context, id string, refs []batch.ImageRef) ([]batch.ImageStall, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]batch.ImageStall, len(refs))
+	for i, r := range refs {
+		out[i] = m.stalls[id][r]
+	}
+	return out, nil
+}
+
+func (m *memStore) NoteRepublished(_ context.Context, id string, refs []batch.ImageRef, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range refs {
+		st := m.stalls[id][r]
+		st.Republished++
+		st.SeenAt = at
+		m.stalls[id][r] = st
+	}
+	return nil
+}
+
+func (m *memStore) SeenDelivery(_ context.Context, id string, ref batch.ImageRef) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stalls[id][ref]
+	st.SeenAt = m.now()
+	m.stalls[id][ref] = st
+	return nil
 }
 
 func (m *memStore) ImageResult(_ context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error) {
@@ -164,6 +238,9 @@ func (m *memStore) CountAttempt(_ context.Context, id string, ref batch.ImageRef
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.attempts[id][ref]++
+	st := m.stalls[id][ref]
+	st.SeenAt = m.now()
+	m.stalls[id][ref] = st
 	return m.attempts[id][ref], nil
 }
 
@@ -189,7 +266,7 @@ func (m *memStore) Counts(_ context.Context, r batch.Request) (batch.Counts, tim
 			c.Failed++
 		}
 	}
-	return c, time.Now(), nil
+	return c, m.updated[r.ID], nil
 }
 
 func (m *memStore) Complete(_ context.Context, r batch.Request, c batch.Counts) (bool, batch.Completion, error) {

@@ -35,6 +35,10 @@ type Results interface {
 	// one step: first is false when the image had a result already, and
 	// then nothing changes.
 	FinishImage(ctx context.Context, id string, ref batch.ImageRef, shard int, res batch.ImageResult) (first bool, err error)
+	// FinishCopies records res for each image of refs that has no result
+	// yet, counting each in its shard, and returns how many it recorded.
+	// Like FinishImage it never counts an image twice.
+	FinishCopies(ctx context.Context, id string, refs []batch.ShardedRef, res batch.ImageResult) (recorded int, err error)
 	ImageResult(ctx context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error)
 	// Results returns the recorded results of products[i] (product index
 	// first+i).
@@ -93,6 +97,7 @@ type Service struct {
 	Results     Results
 	Completions Completions
 	WebhookLog  WebhookLog
+	Sweeps      Sweeps
 	Publisher   Publisher
 	Bucket      Bucket
 	Fetcher     Fetcher
@@ -113,6 +118,8 @@ type Service struct {
 	// HookGrace is how long a completion's hook may stay unconfirmed before
 	// a redelivery fires it again (its first firer presumably died).
 	HookGrace time.Duration
+	// SweepSettings govern Sweep.
+	SweepSettings SweepSettings
 	// sem bounds concurrent compressions on this instance.
 	sem chan struct{}
 }
@@ -130,20 +137,27 @@ func NewRequestID() string {
 }
 
 // NewUpload starts an upload under a new request ID: its products are
-// stored as they are read (Staging.Add), then Submit commits them.
+// stored as they are read (Staging.Add), then Submit commits them. Its URLs
+// are indexed as they come, so that each distinct URL is fetched once.
 func (s *Service) NewUpload(ctx context.Context) batch.Staging {
-	return s.Requests.Stage(ctx, NewRequestID())
+	return &indexingStaging{Staging: s.Requests.Stage(ctx, NewRequestID()), index: newURLIndex()}
 }
 
-// Submit commits a validated upload whose products st holds (sub gives its
-// options; sub.Products, when set, are added first) and publishes one
-// message per image, reading the products back a chunk at a time, so
-// memory does not grow with the upload. The request and its products are
-// stored before the first publish. Images whose messages cannot be
+// Submit commits a validated upload whose products st (from NewUpload)
+// holds (sub gives its options; sub.Products, when set, are added first)
+// and publishes one message per distinct URL, its repeats as the message's
+// copies, reading the products back a chunk at a time, so memory does not
+// grow with the upload beyond the URL index. The request and its products
+// are stored before the first publish. Images whose messages cannot be
 // published are recorded as failed (publish_failed), so the request still
 // finishes with exact counts, and the caller gets a transient error naming
 // how many.
 func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submission, owner, baseURL string) (batch.Request, error) {
+	is, ok := st.(*indexingStaging)
+	if !ok {
+		st.Discard(ctx)
+		return batch.Request{ID: st.ID()}, fmt.Errorf("pipeline.Submit: the upload was not started by NewUpload")
+	}
 	for _, p := range sub.Products {
 		if err := st.Add(p); err != nil {
 			st.Discard(ctx)
@@ -154,10 +168,12 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 	if err != nil {
 		return r, err
 	}
-	urls := st.URLCounts()
-	var unsent []queue.ImageMessage // only refs and shards are kept
+	idx := is.index
+	idx.setShards(r.Shards)
+	base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Trace: sub.Trace}
+	var unsent []queue.ImageMessage // only refs, shards and copies are kept
 	var lastErr error
-	image := 0 // running index of the chunk's first image
+	next := 0 // the first of idx.firsts not yet published
 	for ci, start := range r.ChunkStarts {
 		end := r.ProductCount
 		if ci+1 < len(r.ChunkStarts) {
@@ -171,19 +187,21 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		if err == nil && len(products) != end-start {
 			err = fmt.Errorf("store.Products: %d products of [%d, %d)", len(products), start, end)
 		}
+		// The first occurrences of URLs in this chunk, each with its
+		// repeats (which may lie in any later chunk).
 		var msgs []queue.ImageMessage
-		for pi := start; pi < end; pi++ {
-			for ui := range int(urls[pi]) {
-				ref := batch.ImageRef{Product: pi, URL: ui}
-				m := queue.ImageMessage{RequestID: r.ID, Image: ref, Quality: r.Quality, Shard: batch.ImageShard(image, r.Shards), Trace: sub.Trace}
-				image++
-				if err != nil {
-					unsent = append(unsent, m)
-					continue
-				}
-				m.URL = products[pi-start].InputURLs[ui]
-				msgs = append(msgs, m)
+		for ; next < len(idx.firsts) && idx.firsts[next].Product < end; next++ {
+			f := idx.firsts[next]
+			url := ""
+			if err == nil {
+				url = products[f.Product-start].InputURLs[f.URL]
 			}
+			group := append([]batch.ShardedRef{f}, idx.copies[int32(next)]...)
+			if err != nil {
+				unsent = append(unsent, groupMessages(base, url, group)...)
+				continue
+			}
+			msgs = append(msgs, groupMessages(base, url, group)...)
 		}
 		if err != nil {
 			lastErr = err
@@ -199,22 +217,45 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 		}
 	}
 	if len(unsent) == 0 {
-		withTrace(s.Log, sub.Trace).Info("request accepted", "requestId", r.ID, "images", r.TotalImages, "products", r.ProductCount)
+		withTrace(s.Log, sub.Trace).Info("request accepted", "requestId", r.ID, "images", r.TotalImages,
+			"products", r.ProductCount, "distinctUrls", len(idx.firsts))
 		return r, nil
 	}
 	// Never leave the request waiting for messages that do not exist.
+	unsentImages := 0
 	for _, m := range unsent {
+		unsentImages += 1 + len(m.Copies)
 		res := batch.ImageResult{State: batch.ImageFailed, Reason: batch.ReasonPublishFailed, Error: "the image could not be queued: " + fmt.Sprint(lastErr), FinishedAt: time.Now().UTC()}
-		if _, err := s.Results.FinishImage(ctx, r.ID, m.Image, m.Shard, res); err != nil {
+		if err := s.record(ctx, m, res); err != nil {
 			return r, err
 		}
 		if err := s.checkCompletion(ctx, m); err != nil {
 			return r, err
 		}
 	}
-	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", len(unsent), "error", fmt.Sprint(lastErr))
+	s.Log.Error("publish failed", "requestId", r.ID, "unpublished", unsentImages, "error", fmt.Sprint(lastErr))
 	return r, fault.Wrap(fault.Transient, batch.ReasonPublishFailed, lastErr,
-		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, len(unsent), r.TotalImages)
+		"request %s: %d of %d images could not be queued and are recorded as failed", r.ID, unsentImages, r.TotalImages)
+}
+
+// record stores res as the outcome of m's image and of its copies: the
+// copies first, so that once the image itself has its result, every copy
+// has one too (a redelivery looks at the image only).
+func (s *Service) record(ctx context.Context, m queue.ImageMessage, res batch.ImageResult) error {
+	if len(m.Copies) > 0 {
+		cp := res
+		cp.SameAs = m.Image.ID()
+		if err := retryTransient(ctx, func() error {
+			_, err := s.Results.FinishCopies(ctx, m.RequestID, m.Copies, cp)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return retryTransient(ctx, func() error {
+		_, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res)
+		return err
+	})
 }
 
 // publish publishes msgs in up to three rounds and returns those that
@@ -251,8 +292,9 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 	// delivery died after counting. A first delivery (attempt 1) skips the
 	// read: should it be a duplicate all the same, its result is not
 	// stored twice (FinishImage creates it once) and the object it writes
-	// is the same.
-	if attempt != 1 {
+	// is the same. A message the sweep republished may duplicate one still
+	// queued, so it looks too.
+	if attempt != 1 || m.Republished > 0 {
 		var done bool
 		if err := retryTransient(ctx, func() (err error) {
 			_, done, err = s.Results.ImageResult(ctx, m.RequestID, m.Image)
@@ -275,22 +317,28 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		last := s.lastAttempt(attempt)
 		if fault.Retryable(err) && !last {
 			log.Warn("image failed, will retry", "reason", fault.ReasonOf(err), "error", err.Error())
+			if retryAfterOf(err) > 0 {
+				// A host asked to wait: no failure was counted, so tell the
+				// sweep that this image's delivery is alive.
+				if err := s.Sweeps.SeenDelivery(ctx, m.RequestID, m.Image); err != nil {
+					log.Warn("recording a throttled delivery", "error", err.Error())
+				}
+			}
 			return err
 		}
 		res = batch.ImageResult{State: batch.ImageFailed, Reason: fault.ReasonOf(err), Error: err.Error(), Attempt: attempt, FinishedAt: time.Now().UTC()}
 		log.Info("image failed", "reason", res.Reason, "error", res.Error)
 	}
-	if err := retryTransient(ctx, func() error {
-		_, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res)
-		return err
-	}); err != nil {
+	if err := s.record(ctx, m, res); err != nil {
 		return err
 	}
 	if res.State == batch.ImageDone {
 		// The line the log-based metrics of terraform/monitoring.tf read:
-		// images compressed, bytes saved, time per image.
+		// images compressed, bytes saved, time per image. copies are the
+		// request's other images of the same URL, which share this output.
 		log.Info("image compressed", "inputBytes", res.InputBytes, "outBytes", res.OutBytes,
-			"savedBytes", res.InputBytes-res.OutBytes, "durationMs", time.Since(start).Milliseconds(), "codec", res.Codec)
+			"savedBytes", res.InputBytes-res.OutBytes, "durationMs", time.Since(start).Milliseconds(), "codec", res.Codec,
+			"copies", len(m.Copies))
 	}
 	return s.checkCompletion(ctx, m)
 }
@@ -320,7 +368,7 @@ func retryTransient(ctx context.Context, fn func() error) error {
 func (s *Service) DeadLetter(ctx context.Context, m queue.ImageMessage, attempts int) error {
 	res := batch.ImageResult{State: batch.ImageFailed, Reason: batch.ReasonDeadLettered,
 		Error: fmt.Sprintf("gave up after %d delivery attempts", attempts), Attempt: attempts, FinishedAt: time.Now().UTC()}
-	if _, err := s.Results.FinishImage(ctx, m.RequestID, m.Image, m.Shard, res); err != nil {
+	if err := s.record(ctx, m, res); err != nil {
 		return err
 	}
 	return s.checkCompletion(ctx, m)
@@ -450,6 +498,7 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 
 // checkCompletion finishes the request when m's image was the last one: the
 // shard is read first (cheap), every shard only when this one is done.
+// (Once every image has a result, every shard is finished, m's too.)
 func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) error {
 	done, err := s.Completions.ShardFinished(ctx, m.RequestID, m.Shard)
 	if err != nil || !done {
@@ -459,28 +508,36 @@ func (s *Service) checkCompletion(ctx context.Context, m queue.ImageMessage) err
 	if err != nil {
 		return err
 	}
+	_, err = s.finishIfDone(ctx, r, m.Trace)
+	return err
+}
+
+// finishIfDone records the request's completion, once, when every image
+// has a result, and fires the completion hook unless it is confirmed.
+// finished reports whether every image has a result.
+func (s *Service) finishIfDone(ctx context.Context, r batch.Request, trace string) (finished bool, err error) {
 	c, _, err := s.Completions.Counts(ctx, r)
 	if err != nil || !c.Finished() {
-		return err
+		return false, err
 	}
 	won, comp, err := s.Completions.Complete(ctx, r, c)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if comp.HookFired {
-		return nil
+		return true, nil
 	}
 	if !won && time.Since(comp.At) < s.HookGrace {
 		// The winner is firing the hook right now, or died doing it: ask
 		// for a redelivery, which looks again after the grace period.
-		return fault.New(fault.Transient, "completion_pending", "request %s: completion hook not confirmed yet", r.ID)
+		return true, fault.New(fault.Transient, "completion_pending", "request %s: completion hook not confirmed yet", r.ID)
 	}
 	if won {
-		withTrace(s.Log, m.Trace).Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
+		withTrace(s.Log, trace).Info("request finished", "requestId", r.ID, "status", comp.Status, "processed", c.Processed, "failed", c.Failed)
 	}
 	r.Status = comp.Status
 	if err := s.Hook.RequestFinished(ctx, r, c); err != nil {
-		return fault.Wrap(fault.Transient, "hook_failed", err, "request %s: completion hook", r.ID)
+		return true, fault.Wrap(fault.Transient, "hook_failed", err, "request %s: completion hook", r.ID)
 	}
-	return s.Completions.HookFired(ctx, r.ID)
+	return true, s.Completions.HookFired(ctx, r.ID)
 }

@@ -47,7 +47,7 @@ func newHarness(t *testing.T) *harness {
 	photo := newHarnessPhoto(t)
 	h := &harness{t: t, st: newMemStore()}
 	h.svc = &pipeline.Service{
-		Requests: h.st, Results: h.st, Completions: h.st, WebhookLog: h.st,
+		Requests: h.st, Results: h.st, Completions: h.st, WebhookLog: h.st, Sweeps: h.st,
 		Publisher: &publisher{PublishAllFn: func(_ context.Context, msgs []queue.ImageMessage) ([]int, error) {
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -70,6 +70,7 @@ func newHarness(t *testing.T) *harness {
 		HookGrace:           time.Minute,
 		ProcessTimeout:      30 * time.Second,
 		FetchBudget:         time.Second,
+		SweepSettings:       pipeline.SweepSettings{StallAfter: 15 * time.Minute, MaxRepublish: 2, MaxRequests: 100, MaxImages: 1000},
 	}
 	h.svc.SetConcurrency(4)
 	return h

@@ -37,6 +37,13 @@ type ImageMessage struct {
 	// Trace links the image's log lines to its upload's
 	// (projects/P/traces/ID); empty when the upload had none.
 	Trace string `json:"trace,omitempty"`
+	// Copies are the request's other images with the same URL: fetched
+	// and compressed once, each recorded with this image's outcome.
+	Copies []batch.ShardedRef `json:"copies,omitempty"`
+	// Republished counts the sweep's republishings of this image: a
+	// republished message may duplicate one still queued, so its delivery
+	// looks for an existing result first.
+	Republished int `json:"republished,omitempty"`
 }
 
 // Encode is the message data.
@@ -53,6 +60,11 @@ func Decode(data []byte) (ImageMessage, error) {
 	}
 	if m.RequestID == "" || m.URL == "" || m.Quality < 1 || m.Quality > 100 || m.Image.Product < 0 || m.Image.URL < 0 || m.Shard < 0 {
 		return m, fault.New(fault.Permanent, "bad_message", "incomplete image message %s", data)
+	}
+	for _, c := range m.Copies {
+		if c.Product < 0 || c.URL < 0 || c.Shard < 0 {
+			return m, fault.New(fault.Permanent, "bad_message", "image message with a bad copy %s", data)
+		}
 	}
 	return m, nil
 }

@@ -195,6 +195,58 @@ func (s *Store) FinishImage(ctx context.Context, id string, ref batch.ImageRef, 
 	}
 }
 
+// FinishCopies records res for each image of refs that has no result yet
+// and counts it in its shard, in transactions of up to 200 images (each
+// fits Firestore's 500 writes with every shard it touches). An image that
+// has a result is left as it is and not counted again.
+func (s *Store) FinishCopies(ctx context.Context, id string, refs []batch.ShardedRef, res batch.ImageResult) (recorded int, err error) {
+	counter := "processed"
+	if res.State == batch.ImageFailed {
+		counter = "failed"
+	}
+	const perTx = 200
+	for lo := 0; lo < len(refs); lo += perTx {
+		part := refs[lo:min(lo+perTx, len(refs))]
+		docs := make([]*firestore.DocumentRef, len(part))
+		for i, r := range part {
+			docs[i] = s.req(id).Collection(colImages).Doc(r.ID())
+		}
+		n := 0
+		err := s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
+			n = 0
+			snaps, err := tx.GetAll(docs)
+			if err != nil {
+				return err
+			}
+			perShard := map[int]int{}
+			for i, sn := range snaps {
+				if sn.Exists() {
+					continue
+				}
+				if err := tx.Create(docs[i], res); err != nil {
+					return err
+				}
+				perShard[part[i].Shard]++
+				n++
+			}
+			for sh, k := range perShard {
+				if err := tx.Update(s.req(id).Collection(colShards).Doc(shardID(sh)), []firestore.Update{
+					{Path: counter, Value: firestore.Increment(k)},
+					{Path: "updatedAt", Value: firestore.ServerTimestamp},
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return recorded, fault.Wrap(fault.Transient, "store_unavailable", err, "recording %d images of %s", len(part), id)
+		}
+		recorded += n
+	}
+	return recorded, nil
+}
+
 // ShardFinished reports whether every image of one shard is terminal.
 func (s *Store) ShardFinished(ctx context.Context, id string, shardIdx int) (bool, error) {
 	snap, err := s.req(id).Collection(colShards).Doc(shardID(shardIdx)).Get(ctx)
@@ -303,7 +355,7 @@ func getOptional[T any](ctx context.Context, ref *firestore.DocumentRef, what st
 // depends on IAM that can be missing: this count is ours.
 func (s *Store) CountAttempt(ctx context.Context, id string, ref batch.ImageRef) (int, error) {
 	doc := s.req(id).Collection(colAttempts).Doc(ref.ID())
-	if _, err := doc.Set(ctx, map[string]any{"failures": firestore.Increment(1)}, firestore.MergeAll); err != nil {
+	if _, err := doc.Set(ctx, map[string]any{"failures": firestore.Increment(1), "seenAt": firestore.ServerTimestamp}, firestore.MergeAll); err != nil {
 		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "counting attempts of %s/%s", id, ref.ID())
 	}
 	snap, err := doc.Get(ctx)
@@ -313,6 +365,90 @@ func (s *Store) CountAttempt(ctx context.Context, id string, ref batch.ImageRef)
 	n, _ := snap.DataAt("failures")
 	v, _ := n.(int64)
 	return int(v), nil
+}
+
+// attemptsDoc is requests/{id}/attempts/{image}: what is known of an
+// image's deliveries.
+type attemptsDoc struct {
+	Failures    int       `firestore:"failures"`
+	SeenAt      time.Time `firestore:"seenAt"`
+	Republished int       `firestore:"republished"`
+}
+
+// SeenDelivery records that a delivery of the image is alive.
+func (s *Store) SeenDelivery(ctx context.Context, id string, ref batch.ImageRef) error {
+	doc := s.req(id).Collection(colAttempts).Doc(ref.ID())
+	if _, err := doc.Set(ctx, map[string]any{"seenAt": firestore.ServerTimestamp}, firestore.MergeAll); err != nil {
+		return fault.Wrap(fault.Transient, "store_unavailable", err, "recording a delivery of %s/%s", id, ref.ID())
+	}
+	return nil
+}
+
+// ImageStalls reads what is known of each image's deliveries, in the order
+// of refs.
+func (s *Store) ImageStalls(ctx context.Context, id string, refs []batch.ImageRef) ([]batch.ImageStall, error) {
+	out := make([]batch.ImageStall, 0, len(refs))
+	for lo := 0; lo < len(refs); lo += 500 {
+		part := refs[lo:min(lo+500, len(refs))]
+		docs := make([]*firestore.DocumentRef, len(part))
+		for i, r := range part {
+			docs[i] = s.req(id).Collection(colAttempts).Doc(r.ID())
+		}
+		snaps, err := s.fs.GetAll(ctx, docs)
+		if err != nil {
+			return nil, fault.Wrap(fault.Transient, "store_unavailable", err, "reading the deliveries of %s", id)
+		}
+		for _, sn := range snaps {
+			var a attemptsDoc
+			if sn.Exists() {
+				if err := sn.DataTo(&a); err != nil {
+					return nil, fmt.Errorf("firestore.DataTo: %w", err)
+				}
+			}
+			out = append(out, batch.ImageStall{SeenAt: a.SeenAt, Republished: a.Republished})
+		}
+	}
+	return out, nil
+}
+
+// NoteRepublished counts one republishing of each image and marks it seen
+// at at.
+func (s *Store) NoteRepublished(ctx context.Context, id string, refs []batch.ImageRef, at time.Time) error {
+	bw := s.fs.BulkWriter(ctx)
+	jobs := make([]*firestore.BulkWriterJob, 0, len(refs))
+	for _, r := range refs {
+		j, err := bw.Set(s.req(id).Collection(colAttempts).Doc(r.ID()),
+			map[string]any{"republished": firestore.Increment(1), "seenAt": at.UTC()}, firestore.MergeAll)
+		if err != nil {
+			bw.End()
+			return fmt.Errorf("firestore.BulkWriter.Set: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	bw.End()
+	for _, j := range jobs {
+		if _, err := j.Results(); err != nil {
+			return fault.Wrap(fault.Transient, "store_unavailable", err, "noting republished images of %s", id)
+		}
+	}
+	return nil
+}
+
+// PendingRequests returns up to limit requests that have not finished.
+func (s *Store) PendingRequests(ctx context.Context, limit int) ([]batch.Request, error) {
+	docs, err := s.fs.Collection(colRequests).Where("status", "==", string(batch.Pending)).Limit(limit).Documents(ctx).GetAll()
+	if err != nil {
+		return nil, fault.Wrap(fault.Transient, "store_unavailable", err, "listing unfinished requests")
+	}
+	out := make([]batch.Request, 0, len(docs))
+	for _, d := range docs {
+		var r batch.Request
+		if err := d.DataTo(&r); err != nil {
+			return nil, fmt.Errorf("firestore.DataTo: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // InFlightImages sums the images of owner's unfinished requests.

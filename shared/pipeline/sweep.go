@@ -1,0 +1,231 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/queue"
+)
+
+// Sweeps keeps what the sweep needs to find requests that stopped
+// progressing and to decide, image by image, what to do about them.
+type Sweeps interface {
+	// PendingRequests returns up to limit requests that are not finished.
+	PendingRequests(ctx context.Context, limit int) ([]batch.Request, error)
+	// ImageStalls returns what is known of each image's deliveries.
+	ImageStalls(ctx context.Context, id string, refs []batch.ImageRef) ([]batch.ImageStall, error)
+	// NoteRepublished records that the images were republished at at.
+	NoteRepublished(ctx context.Context, id string, refs []batch.ImageRef, at time.Time) error
+	// SeenDelivery records that a delivery of the image is alive (it waits
+	// for a host that asked it to) though it counted no failure.
+	SeenDelivery(ctx context.Context, id string, ref batch.ImageRef) error
+}
+
+// SweepSettings say when a request counts as stalled and what the sweep
+// does then.
+type SweepSettings struct {
+	// StallAfter is how long a request may go without progress (and an
+	// image without a delivery seen) before the sweep acts.
+	StallAfter time.Duration
+	// MaxRepublish is how often one image is republished before it is
+	// recorded failed with reason stalled.
+	MaxRepublish int
+	// MaxRequests bounds the requests one sweep looks at, and MaxImages
+	// the images it acts on; the rest wait for the next sweep.
+	MaxRequests, MaxImages int
+}
+
+// SweepReport says what one sweep did.
+type SweepReport struct {
+	Pending     int `json:"pendingRequests"` // unfinished requests looked at
+	Stalled     int `json:"stalledRequests"` // of those, without progress for the stall window
+	Completed   int `json:"completedRequests"`
+	InFlight    int `json:"imagesInFlight"` // images without result whose delivery was seen in the window
+	Republished int `json:"imagesRepublished"`
+	GaveUp      int `json:"imagesStalled"` // recorded failed, reason stalled
+	Errors      int `json:"errors"`
+}
+
+// Sweep finds the unfinished requests without progress for the stall
+// window and gets each moving again: an image with no result and no
+// delivery seen in the window is republished, up to MaxRepublish times,
+// then recorded failed (stalled). A request whose images all have results
+// but whose completion was never recorded is completed. Counting stays
+// exact: results are created once, whoever records them.
+func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepReport, error) {
+	var rep SweepReport
+	set := s.SweepSettings
+	reqs, err := s.Sweeps.PendingRequests(ctx, max(1, set.MaxRequests))
+	if err != nil {
+		return rep, err
+	}
+	rep.Pending = len(reqs)
+	quietSince := now.Add(-set.StallAfter)
+	budget := max(1, set.MaxImages)
+	var errs []error
+	for _, r := range reqs {
+		if r.CreatedAt.After(quietSince) || budget <= 0 {
+			continue
+		}
+		c, updated, err := s.Completions.Counts(ctx, r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if updated.After(quietSince) {
+			continue
+		}
+		rep.Stalled++
+		if !c.Finished() {
+			if err := s.sweepRequest(ctx, r, quietSince, now, &budget, &rep); err != nil {
+				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+				continue
+			}
+		}
+		finished, err := s.finishIfDone(ctx, r, "")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
+			continue
+		}
+		if finished {
+			rep.Completed++
+		}
+	}
+	rep.Errors = len(errs)
+	// The line the stalled-sweep alert of terraform/monitoring.tf reads.
+	s.Log.Info("sweep finished", "pendingRequests", rep.Pending, "stalledRequests", rep.Stalled,
+		"completedRequests", rep.Completed, "imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished,
+		"imagesStalled", rep.GaveUp, "errors", rep.Errors)
+	return rep, errors.Join(errs...)
+}
+
+// stalledImage is an image without a result, as the sweep found it.
+type stalledImage struct {
+	ref batch.ShardedRef
+	url string
+}
+
+// sweepRequest acts on the images of r that have no result.
+func (s *Service) sweepRequest(ctx context.Context, r batch.Request, quietSince, now time.Time, budget *int, rep *SweepReport) error {
+	missing, err := s.imagesWithoutResult(ctx, r, *budget)
+	if err != nil {
+		return err
+	}
+	refs := make([]batch.ImageRef, len(missing))
+	for i, m := range missing {
+		refs[i] = m.ref.ImageRef
+	}
+	stalls, err := s.Sweeps.ImageStalls(ctx, r.ID, refs)
+	if err != nil {
+		return err
+	}
+	var again []stalledImage
+	var againRefs []batch.ImageRef
+	republished := 0 // the highest republish count among them
+	var gaveUp []batch.ShardedRef
+	for i, im := range missing {
+		st := stalls[i]
+		switch {
+		case st.SeenAt.After(quietSince):
+			rep.InFlight++
+		case st.Republished < s.SweepSettings.MaxRepublish:
+			again = append(again, im)
+			againRefs = append(againRefs, im.ref.ImageRef)
+			republished = max(republished, st.Republished+1)
+		default:
+			gaveUp = append(gaveUp, im.ref)
+		}
+	}
+	*budget -= len(again) + len(gaveUp)
+	log := s.Log.With("requestId", r.ID)
+	if len(again)+len(gaveUp) > 0 {
+		// The line the stalled-request alert of terraform/monitoring.tf reads.
+		log.Warn("request stalled", "imagesWithoutResult", len(missing), "republish", len(again), "giveUp", len(gaveUp),
+			"quietSince", quietSince.UTC().Format(time.RFC3339))
+	}
+	if len(again) > 0 {
+		// Noted before publishing: a sweep that dies after publishing
+		// must not let the next one republish without counting.
+		if err := s.Sweeps.NoteRepublished(ctx, r.ID, againRefs, now); err != nil {
+			return err
+		}
+		byURL := map[[16]byte][]batch.ShardedRef{}
+		var order [][16]byte
+		urls := map[[16]byte]string{}
+		for _, im := range again {
+			k := urlKey(im.url)
+			if _, ok := byURL[k]; !ok {
+				order = append(order, k)
+				urls[k] = im.url
+			}
+			byURL[k] = append(byURL[k], im.ref)
+		}
+		base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Republished: republished}
+		var msgs []queue.ImageMessage
+		for _, k := range order {
+			msgs = append(msgs, groupMessages(base, urls[k], byURL[k])...)
+		}
+		unsent, err := s.publish(ctx, msgs)
+		rep.Republished += len(again)
+		for _, m := range unsent {
+			rep.Republished -= 1 + len(m.Copies)
+		}
+		if err != nil {
+			// Left to the next sweep, which republishes them again
+			// (noted) or gives up on them.
+			log.Error("republish failed", "unpublished", len(unsent), "error", err.Error())
+		}
+	}
+	if len(gaveUp) > 0 {
+		res := batch.ImageResult{State: batch.ImageFailed, Reason: batch.ReasonStalled, FinishedAt: now.UTC(),
+			Error: fmt.Sprintf("no result and no delivery for %s after %d republishings", s.SweepSettings.StallAfter, s.SweepSettings.MaxRepublish)}
+		n, err := s.Results.FinishCopies(ctx, r.ID, gaveUp, res)
+		rep.GaveUp += n
+		if err != nil {
+			return err
+		}
+		for _, g := range gaveUp {
+			ImageLog(s.Log, queue.ImageMessage{RequestID: r.ID, Image: g.ImageRef}).Info("image failed", "reason", batch.ReasonStalled, "error", res.Error)
+		}
+	}
+	return nil
+}
+
+// imagesWithoutResult lists up to limit images of r that have no result,
+// in input order, with their URLs and shards.
+func (s *Service) imagesWithoutResult(ctx context.Context, r batch.Request, limit int) ([]stalledImage, error) {
+	var out []stalledImage
+	image := 0 // running index of the chunk's first image
+	for ci, start := range r.ChunkStarts {
+		end := r.ProductCount
+		if ci+1 < len(r.ChunkStarts) {
+			end = r.ChunkStarts[ci+1]
+		}
+		products, err := s.Requests.Products(ctx, r, start, end)
+		if err != nil {
+			return nil, err
+		}
+		results, err := s.Results.Results(ctx, r.ID, start, products)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range products {
+			for u, url := range p.InputURLs {
+				ref := batch.ImageRef{Product: start + i, URL: u}
+				shard := batch.ImageShard(image, r.Shards)
+				image++
+				if _, done := results[ref]; done {
+					continue
+				}
+				out = append(out, stalledImage{ref: batch.ShardedRef{ImageRef: ref, Shard: shard}, url: url})
+				if len(out) >= limit {
+					return out, nil
+				}
+			}
+		}
+	}
+	return out, nil
+}
