@@ -95,8 +95,8 @@ type ImageResult struct {
 	Attempt    int        `json:"attempt,omitempty" firestore:"attempt,omitempty"`
 	// SameAs is the image whose fetch and compression this one shares
 	// (the same URL earlier in the request); its output is that image's.
-	SameAs string `json:"sameAs,omitempty" firestore:"sameAs,omitempty"`
-	FinishedAt time.Time  `json:"finishedAt" firestore:"finishedAt"`
+	SameAs     string    `json:"sameAs,omitempty" firestore:"sameAs,omitempty"`
+	FinishedAt time.Time `json:"finishedAt" firestore:"finishedAt"`
 }
 
 // Counts are a request's progress.
