@@ -39,6 +39,7 @@ const (
 	FnCompress   = "compressImage"  // CloudEvent: one image message
 	FnDeadLetter = "deadLetter"     // CloudEvent: an image message that exhausted its deliveries
 	FnDeliver    = "deliverWebhook" // HTTP, called by Cloud Tasks: one webhook attempt
+	FnSweep      = "sweep"          // HTTP, called by Cloud Scheduler: requests that stopped progressing
 )
 
 func init() {
@@ -46,6 +47,7 @@ func init() {
 	functions.CloudEvent(FnCompress, compressImage)
 	functions.CloudEvent(FnDeadLetter, deadLetter)
 	functions.HTTP(FnDeliver, deliverWebhook)
+	functions.HTTP(FnSweep, sweep)
 }
 
 var logger = cloudlog.New(os.Stderr)
@@ -92,6 +94,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		Results:     st,
 		Completions: st,
 		WebhookLog:  st,
+		Sweeps:      st,
 		Publisher:   pub,
 		Bucket:      bkt,
 		Fetcher: outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5,
@@ -112,6 +115,8 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		HookGrace:           time.Minute,
 		ProcessTimeout:      90 * time.Second,
 		FetchBudget:         cfg.FetchTimeout,
+		SweepSettings: pipeline.SweepSettings{StallAfter: cfg.StallAfter, MaxRepublish: cfg.SweepMaxRepublish,
+			MaxRequests: 500, MaxImages: 5000},
 	}
 	svc.Hook = pipeline.WebhookHook{S: svc}
 	svc.SetConcurrency(cfg.CompressConcurrency)

@@ -114,6 +114,8 @@ func TestMain(m *testing.M) {
 		// Fewer failed pushes per hopeless image: the Pub/Sub emulator throttles a
 		// subscription after bursts of them.
 		"IMGPIPE_MAX_DELIVERY_ATTEMPTS": "3",
+		// The sweep test's stall window; sweeps run only when a test asks.
+		"IMGPIPE_STALL_AFTER": "2s",
 		// Reports past 4 KiB take the path a large production report takes:
 		// stored in the bucket, answered with a link.
 		"IMGPIPE_REPORT_INLINE_MAX_BYTES": "4096",
@@ -198,7 +200,12 @@ func fail(err error) {
 
 // duplicatingProxy forwards Pub/Sub pushes to the host. An image whose URL
 // carries dup=twice is delivered twice in a row; dup=concurrent, twice at
-// once. It answers 2xx only when every forwarded delivery did.
+// once. It answers 2xx only when every forwarded delivery did. Messages go
+// missing too: push=lose-first is acknowledged without being forwarded
+// unless the sweep republished it (a message lost after its retries);
+// push=crash answers 500 to every delivery, the dead-letter function's
+// included (a function that crashes on it, and a dead-letter handler that
+// always fails).
 func duplicatingProxy(host string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -209,12 +216,27 @@ func duplicatingProxy(host string) http.Handler {
 		}
 		_ = json.Unmarshal(body, &env)
 		var m struct {
-			URL string `json:"url"`
+			URL         string `json:"url"`
+			Republished int    `json:"republished"`
 		}
 		_ = json.Unmarshal(env.Message.Data, &m)
 		mode := ""
 		if u, err := url.Parse(m.URL); err == nil {
 			mode = u.Query().Get("dup")
+			switch push := u.Query().Get("push"); {
+			case push == "lose-first" && m.Republished == 0:
+				forwards.Add("lost", 1)
+				w.WriteHeader(http.StatusNoContent)
+				return
+			case push == "crash" && strings.HasPrefix(r.URL.Path, functions.PushPath(functions.FnDeadLetter)):
+				forwards.Add("dead letter crashed", 1)
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			case push == "crash":
+				forwards.Add("crashed", 1)
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
 		}
 		forwards.Add(mode, 1)
 		forward := func() int {

@@ -193,6 +193,7 @@ func LocalDefaults(hostURL string) {
 	project := os.Getenv("GOOGLE_CLOUD_PROJECT")
 	for k, v := range map[string]string{
 		"IMGPIPE_WEBHOOK_DELIVERY_URL":  hostURL + "/" + functions.FnDeliver,
+		"IMGPIPE_SWEEP_URL":             hostURL + "/" + functions.FnSweep,
 		"IMGPIPE_WEBHOOK_SECRETS":       config.DevWebhookSecret,
 		"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@" + project + ".iam.gserviceaccount.com",
 		"IMGPIPE_ALLOW_LOOPBACK":        "true",

@@ -50,9 +50,12 @@ type Config struct {
 	WebhookMinBackoff      time.Duration
 	WebhookMaxBackoff      time.Duration
 	WebhookMaxDoublings    int
-	WebhookDeliveryURL     string // URL of the deliverWebhook function, Cloud Tasks' target
-	TasksServiceAccount    string // identity of Cloud Tasks' OIDC tokens, checked by deliverWebhook
-	TasksOIDCAudience      string // audience deliverWebhook requires: the delivery URL unless set
+	WebhookDeliveryURL     string        // URL of the deliverWebhook function, Cloud Tasks' target
+	TasksServiceAccount    string        // identity of Cloud Tasks' OIDC tokens, checked by deliverWebhook
+	TasksOIDCAudience      string        // audience deliverWebhook requires: the delivery URL unless set
+	SweepURL               string        // the sweep function's URL, the audience of Cloud Scheduler's token
+	StallAfter             time.Duration // a request without progress this long is swept
+	SweepMaxRepublish      int           // republishings of one image before it is recorded stalled
 	WebhookInlineMaxImages int
 
 	MaxUploadBytes int64
@@ -104,8 +107,11 @@ var Variables = []Variable{
 	{"IMGPIPE_WEBHOOK_MAX_BACKOFF", "300s", "longest delay between webhook attempts"},
 	{"IMGPIPE_WEBHOOK_MAX_DOUBLINGS", "16", "times the webhook delay doubles before growing linearly"},
 	{"IMGPIPE_WEBHOOK_DELIVERY_URL", "", "URL of the deliverWebhook function, the target of the webhook tasks (required)"},
-	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook, which refuses any other (required)"},
+	{"IMGPIPE_TASKS_SERVICE_ACCOUNT", "", "service account whose OIDC token Cloud Tasks sends to deliverWebhook and Cloud Scheduler to sweep; both refuse any other (required)"},
 	{"IMGPIPE_TASKS_OIDC_AUDIENCE", "", "audience deliverWebhook requires of that token; empty means IMGPIPE_WEBHOOK_DELIVERY_URL"},
+	{"IMGPIPE_SWEEP_URL", "", "URL of the sweep function: the audience sweep requires of Cloud Scheduler's token (required)"},
+	{"IMGPIPE_STALL_AFTER", "15m", "an unfinished request without progress this long is swept: its images without result and without a delivery seen as long are republished"},
+	{"IMGPIPE_SWEEP_MAX_REPUBLISH", "2", "times the sweep republishes one image before recording it failed (stalled)"},
 	{"IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", "1000", "requests with more images get a webhook without products, pointing at the report"},
 	{"IMGPIPE_MAX_UPLOAD_BYTES", itoa(batch.DefaultLimits.MaxBytes), "largest upload body (30 MiB; Cloud Run refuses HTTP/1 requests over 32 MiB, so at most 33554432)"},
 	{"IMGPIPE_REPORT_INLINE_MAX_BYTES", "8388608", "largest CSV report sent in the response (8 MiB); a larger one is stored under reports/ in the bucket and answered with 303 See Other to a signed link (Cloud Run caps responses at 32 MiB)"},
@@ -225,6 +231,9 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		WebhookDeliveryURL:     str("IMGPIPE_WEBHOOK_DELIVERY_URL"),
 		TasksServiceAccount:    str("IMGPIPE_TASKS_SERVICE_ACCOUNT"),
 		TasksOIDCAudience:      str("IMGPIPE_TASKS_OIDC_AUDIENCE"),
+		SweepURL:               str("IMGPIPE_SWEEP_URL"),
+		StallAfter:             dur("IMGPIPE_STALL_AFTER"),
+		SweepMaxRepublish:      int(num("IMGPIPE_SWEEP_MAX_REPUBLISH", 0, 100)),
 		WebhookInlineMaxImages: int(num("IMGPIPE_WEBHOOK_INLINE_MAX_IMAGES", 0, 100000)),
 		MaxUploadBytes:         num("IMGPIPE_MAX_UPLOAD_BYTES", 1024, CloudRunMaxRequestBytes),
 		ReportInlineMaxBytes:   num("IMGPIPE_REPORT_INLINE_MAX_BYTES", 0, 30<<20),
@@ -279,6 +288,12 @@ func (c Config) validate() error {
 	}
 	if u, err := url.Parse(c.WebhookDeliveryURL); c.WebhookDeliveryURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("IMGPIPE_WEBHOOK_DELIVERY_URL=%q is not an absolute http(s) URL (the deliverWebhook function)", c.WebhookDeliveryURL))
+	}
+	if u, err := url.Parse(c.SweepURL); c.SweepURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("IMGPIPE_SWEEP_URL=%q is not an absolute http(s) URL (the sweep function)", c.SweepURL))
+	}
+	if c.StallAfter <= 0 {
+		errs = append(errs, fmt.Errorf("IMGPIPE_STALL_AFTER=%s is not a positive duration", c.StallAfter))
 	}
 	if !serviceAccountRE.MatchString(c.TasksServiceAccount) {
 		errs = append(errs, fmt.Errorf("IMGPIPE_TASKS_SERVICE_ACCOUNT=%q is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)", c.TasksServiceAccount))

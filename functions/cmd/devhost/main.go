@@ -1,7 +1,8 @@
 // Command devhost is the local function host: it serves every imgpipe
 // function on one port through functions-framework-go (each at its own path)
 // and wires the emulators to it as production is wired — the images topic's
-// push subscription to the CloudEvent function, the webhook queue, the bucket.
+// push subscription to the CloudEvent function, the webhook queue, the bucket,
+// and a sweep every minute in place of the Cloud Scheduler job.
 // `make dev` runs it with the emulators' variables set.
 package main
 
@@ -59,9 +60,14 @@ imgpipe is running locally.
   bucket           %[4]s  (objects: %[5]s/download/storage/v1/b/%[4]s/o/NAME?alt=media)
   webhook queue    %[6]s  (Cloud Tasks emulator at %[7]s)
   webhook secret   %[8]s  (verify deliveries with it)
+  sweep            %[10]s  (every minute: requests without progress for IMGPIPE_STALL_AFTER)
 Ctrl-C stops everything.
 `, base, w.Pushes[0].Endpoint, w.Pushes[1].Endpoint, cfg.Bucket,
-		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost, cfg.WebhookSecrets[0], key)
+		os.Getenv("STORAGE_EMULATOR_HOST"), cfg.QueueName(), cfg.TasksEmulatorHost, cfg.WebhookSecrets[0], key, cfg.SweepURL)
+
+	sweeps, stop := context.WithCancel(ctx)
+	defer stop()
+	go localstack.RunSweeps(sweeps, cfg, time.Minute, slog.New(slog.NewJSONHandler(os.Stderr, nil)))
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
