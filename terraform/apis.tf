@@ -6,6 +6,7 @@ locals {
     "cloudbuild.googleapis.com",           # builds the function source
     "cloudfunctions.googleapis.com",       # the functions
     "cloudresourcemanager.googleapis.com", # project IAM bindings
+    "cloudscheduler.googleapis.com",       # the sweep, every few minutes
     "cloudtasks.googleapis.com",           # webhook deliveries
     "firestore.googleapis.com",            # requests, counters, keys
     "iam.googleapis.com",                  # service accounts

@@ -1,4 +1,4 @@
-# The four functions. All are built from one source archive (every function
+# The five functions. All are built from one source archive (every function
 # ships in every deployment; FUNCTION_TARGET picks one) by a build account
 # of our own into a repository of our own.
 #
@@ -24,11 +24,15 @@ locals {
     compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = var.compress_concurrency }
     deadLetter     = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 20 }
     deliverWebhook = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 40 }
+    # One sweep at a time; it reads the products of stalled requests a
+    # chunk at a time and acts on at most 5,000 images a run.
+    sweep = { memory = "512Mi", cpu = "1", timeout = 300, concurrency = 1 }
   }
 
   # Cloud Run function URLs of this form are known before the function
   # exists, so the functions can be told where webhooks are delivered.
   deliver_url = "https://${var.region}-${var.project}.cloudfunctions.net/imgpipe-deliverwebhook"
+  sweep_url   = "https://${var.region}-${var.project}.cloudfunctions.net/imgpipe-sweep"
 
   env = {
     GOOGLE_CLOUD_PROJECT          = var.project
@@ -53,6 +57,9 @@ locals {
     IMGPIPE_WEBHOOK_DELIVERY_URL  = local.deliver_url
     IMGPIPE_TASKS_SERVICE_ACCOUNT = google_service_account.pusher.email
     IMGPIPE_TASKS_OIDC_AUDIENCE   = local.deliver_url
+    IMGPIPE_SWEEP_URL             = local.sweep_url
+    IMGPIPE_STALL_AFTER           = var.stall_after
+    IMGPIPE_SWEEP_MAX_REPUBLISH   = tostring(var.sweep_max_republish)
   }
 }
 
@@ -109,10 +116,10 @@ resource "google_cloud_run_service_iam_member" "public_api" {
   member   = "allUsers"
 }
 
-# The other three answer only Pub/Sub pushes and Cloud Tasks, both of which
-# call as the pusher account: this binding is the gate.
+# The others answer only Pub/Sub pushes, Cloud Tasks and Cloud Scheduler,
+# all of which call as the pusher account: this binding is the gate.
 resource "google_cloud_run_service_iam_member" "pusher" {
-  for_each = toset(["compressImage", "deadLetter", "deliverWebhook"])
+  for_each = toset(["compressImage", "deadLetter", "deliverWebhook", "sweep"])
   location = var.region
   service  = google_cloudfunctions2_function.fn[each.key].service_config[0].service
   role     = "roles/run.invoker"

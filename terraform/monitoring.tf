@@ -2,7 +2,7 @@
 # structured log lines, alert policies, and one dashboard. The log lines
 # are the pipeline's own: "image compressed" (inputBytes, outBytes,
 # savedBytes, durationMs), "image failed" (reason), "image dead-lettered",
-# "webhook attempt" (outcome).
+# "webhook attempt" (outcome), "request stalled" (the sweep's).
 
 locals {
   # Cloud Run functions log as Cloud Run revisions of their service.
@@ -15,7 +15,11 @@ locals {
     }
     imgpipe_images_failed = {
       description = "Images recorded failed, by reason code."
-      filter      = "${local.log_of["compressImage"]} AND jsonPayload.message=\"image failed\""
+      filter      = "(${local.log_of["compressImage"]} OR ${local.log_of["sweep"]}) AND jsonPayload.message=\"image failed\""
+    }
+    imgpipe_requests_stalled = {
+      description = "Requests a sweep found without progress and acted on (republished images, or recorded them stalled)."
+      filter      = "${local.log_of["sweep"]} AND jsonPayload.message=\"request stalled\""
     }
     imgpipe_images_dead_lettered = {
       description = "Image messages Pub/Sub gave up on (recorded failed: dead_lettered)."
@@ -125,6 +129,14 @@ locals {
       duration  = "600s"
       doc       = "More than one failed image delivery a second for 10 minutes: Firestore, Cloud Storage or the image hosts are failing, and Pub/Sub is redelivering."
     }
+    stalled = {
+      name      = "imgpipe: stalled requests swept"
+      filter    = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.count["imgpipe_requests_stalled"].name}\" AND resource.type=\"cloud_run_revision\""
+      aligner   = "ALIGN_DELTA"
+      threshold = 0
+      duration  = "0s"
+      doc       = "A sweep found a request without progress for stall_after and republished its images or recorded them stalled: messages were lost, or their deliveries die before recording anything. The sweep's \"request stalled\" log lines name the request; its images' attempts (requests/{id}/attempts in Firestore) say how often each failed."
+    }
     oldest_unacked = {
       name      = "imgpipe: image messages waiting over 15 minutes"
       filter    = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.compress.name}\""
@@ -176,6 +188,7 @@ resource "google_monitoring_dashboard" "imgpipe" {
         { title = "Time per image, p95 (ms)", metric = google_logging_metric.distribution["imgpipe_image_duration_ms"].name, aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_95", group = [] },
         { title = "Failed images per minute, by reason", metric = google_logging_metric.count["imgpipe_images_failed"].name, aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", group = ["metric.label.reason"] },
         { title = "Dead-lettered images per minute", metric = google_logging_metric.count["imgpipe_images_dead_lettered"].name, aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", group = [] },
+        { title = "Stalled requests swept", metric = google_logging_metric.count["imgpipe_requests_stalled"].name, aligner = "ALIGN_DELTA", reducer = "REDUCE_SUM", group = [] },
         ] : {
         xPos   = (i % 2) * 6
         yPos   = floor(i / 2) * 4

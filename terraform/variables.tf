@@ -153,3 +153,21 @@ variable "max_fetches_per_host" {
   default     = 4
   description = "Fetches in flight to one image host from one instance (IMGPIPE_MAX_FETCHES_PER_HOST)."
 }
+
+variable "stall_after" {
+  type        = string
+  default     = "15m"
+  description = "An unfinished request without progress this long is swept (IMGPIPE_STALL_AFTER). Keep it above the longest backlog of image messages you expect: a message still queued after it is republished, at a fetch's cost."
+}
+
+variable "sweep_max_republish" {
+  type        = number
+  default     = 2
+  description = "Times the sweep republishes one image before recording it failed with reason stalled (IMGPIPE_SWEEP_MAX_REPUBLISH)."
+}
+
+variable "sweep_schedule" {
+  type        = string
+  default     = "*/5 * * * *"
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that calls the sweep function."
+}

@@ -359,7 +359,7 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	want := []string{functions.FnAPI, functions.FnCompress, functions.FnDeadLetter, functions.FnDeliver}
+	want := []string{functions.FnAPI, functions.FnCompress, functions.FnDeadLetter, functions.FnDeliver, functions.FnSweep}
 	sort.Strings(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("terraform deploys %v, the code registers %v", names, want)
@@ -372,16 +372,34 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 	if env.GetAttr("IMGPIPE_TASKS_OIDC_AUDIENCE").AsString() != deliver {
 		t.Error("the tasks' token audience is not the delivery URL")
 	}
+	sweepURL := env.GetAttr("IMGPIPE_SWEEP_URL").AsString()
+	if u, err := url.Parse(sweepURL); err != nil || u.Path != "/imgpipe-"+strings.ToLower(functions.FnSweep) {
+		t.Errorf("the sweep URL %s is not the sweep function's", sweepURL)
+	}
 
 	cfg, err := config.LoadFrom(func(k string) string {
 		v := map[string]string{"GOOGLE_CLOUD_PROJECT": "acme-prod", "IMGPIPE_BUCKET": "acme-prod-imgpipe-images",
 			"IMGPIPE_WEBHOOK_SECRETS": config.DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": deliver,
-			"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-pusher@acme-prod.iam.gserviceaccount.com"}
+			"IMGPIPE_SWEEP_URL": sweepURL, "IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-pusher@acme-prod.iam.gserviceaccount.com"}
 		return v[k]
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cloud Scheduler calls the sweep as the pusher, with a token for the
+	// sweep URL: what the sweep function admits.
+	jobs := ofType(blocks, "resource", "google_cloud_scheduler_job")
+	if len(jobs) != 1 {
+		t.Fatalf("%d Cloud Scheduler jobs, want the sweep's", len(jobs))
+	}
+	ht := childBlocks(jobs[0].Body, "http_target")
+	if len(ht) != 1 || e.str(t, ht[0].Body, "uri") != sweepURL || e.str(t, ht[0].Body, "http_method") != "POST" {
+		t.Errorf("the scheduler job does not POST to %s", sweepURL)
+	} else if oidc := childBlocks(ht[0].Body, "oidc_token"); len(oidc) != 1 || e.str(t, oidc[0].Body, "audience") != sweepURL ||
+		exprText(oidc[0].Body.Attributes["service_account_email"].Expr) != "google_service_account.pusher.email" {
+		t.Errorf("the scheduler job's token is not the pusher's for %s", sweepURL)
+	}
+
 	const host = "http://127.0.0.1:8080"
 	local := localstack.ProductionWiring(cfg, host)
 	subs := ofType(blocks, "resource", "google_pubsub_subscription")

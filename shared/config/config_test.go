@@ -12,7 +12,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestLoadDefaults(t *testing.T) {
 	c, err := LoadFrom(env(map[string]string{"GOOGLE_CLOUD_PROJECT": "imgpipe-local", "IMGPIPE_BUCKET": "imgpipe-local-images",
 		"IMGPIPE_WEBHOOK_SECRETS": DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": "http://127.0.0.1:8080/deliverWebhook",
-		"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@imgpipe-local.iam.gserviceaccount.com"}))
+		"IMGPIPE_SWEEP_URL": "http://127.0.0.1:8080/sweep", "IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@imgpipe-local.iam.gserviceaccount.com"}))
 	if err != nil {
 		t.Fatal(err)
 	}
