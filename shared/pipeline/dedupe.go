@@ -56,7 +56,6 @@ type urlIndex struct {
 	firsts []batch.ShardedRef
 	copies map[int32][]batch.ShardedRef
 	images int // running image index: the next image's
-	shards int
 }
 
 func newURLIndex() *urlIndex {
@@ -89,18 +88,6 @@ func (x *urlIndex) setShards(shards int) {
 			cs[i].Shard = batch.ImageShard(cs[i].Shard, shards)
 		}
 	}
-	x.shards = shards
-}
-
-// messages returns the messages that image ref (at url) starts: none when
-// it is a later occurrence of its URL, else one for it and its copies (more
-// when the copies pass maxRefsPerMessage). base gives the other fields.
-func (x *urlIndex) messages(ref batch.ImageRef, url string, base queue.ImageMessage) []queue.ImageMessage {
-	g, ok := x.first[urlKey(url)]
-	if !ok || x.firsts[g].ImageRef != ref {
-		return nil
-	}
-	return groupMessages(base, url, append([]batch.ShardedRef{x.firsts[g]}, x.copies[g]...))
 }
 
 // groupMessages splits the images of one URL into messages of at most

@@ -308,7 +308,8 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 	log := ImageLog(s.Log, m).With("attempt", attempt)
 	start := time.Now()
 	a := attempts{n: attempt}
-	res, err := s.process(ctx, m, &a)
+	var ph phases
+	res, err := s.process(ctx, m, &a, &ph)
 	if err != nil && fault.Retryable(err) && !a.counted {
 		s.countAttempt(ctx, m, &a)
 	}
@@ -329,16 +330,20 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		res = batch.ImageResult{State: batch.ImageFailed, Reason: fault.ReasonOf(err), Error: err.Error(), Attempt: attempt, FinishedAt: time.Now().UTC()}
 		log.Info("image failed", "reason", res.Reason, "error", res.Error)
 	}
+	recording := time.Now()
 	if err := s.record(ctx, m, res); err != nil {
 		return err
 	}
 	if res.State == batch.ImageDone {
 		// The line the log-based metrics of terraform/monitoring.tf read:
-		// images compressed, bytes saved, time per image. copies are the
-		// request's other images of the same URL, which share this output.
+		// images compressed, bytes saved, time per image, and where that
+		// time went (waiting for a compression slot, fetching, compressing,
+		// storing the output, recording and counting the result). copies
+		// are the request's other images of the same URL, sharing this output.
 		log.Info("image compressed", "inputBytes", res.InputBytes, "outBytes", res.OutBytes,
 			"savedBytes", res.InputBytes-res.OutBytes, "durationMs", time.Since(start).Milliseconds(), "codec", res.Codec,
-			"copies", len(m.Copies))
+			"copies", len(m.Copies), "slotMs", ph.slot.Milliseconds(), "fetchMs", ph.fetch.Milliseconds(),
+			"compressMs", ph.compress.Milliseconds(), "storeMs", ph.store.Milliseconds(), "recordMs", time.Since(recording).Milliseconds())
 	}
 	return s.checkCompletion(ctx, m)
 }
@@ -468,8 +473,18 @@ func retryAfterOf(err error) time.Duration {
 	return 0
 }
 
+// phases are where one delivery's time went.
+type phases struct {
+	slot, fetch, compress, store time.Duration
+}
+
 // process fetches, compresses and stores one image.
-func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts) (batch.ImageResult, error) {
+func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts, ph *phases) (batch.ImageResult, error) {
+	t := time.Now()
+	lap := func(d *time.Duration) {
+		now := time.Now()
+		*d, t = now.Sub(t), now
+	}
 	if s.sem != nil {
 		select {
 		case s.sem <- struct{}{}:
@@ -478,18 +493,22 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 			return batch.ImageResult{}, fault.Wrap(fault.Transient, batch.ReasonCanceled, ctx.Err(), "waiting for a compression slot")
 		}
 	}
+	lap(&ph.slot)
 	in, err := s.fetch(ctx, m, a)
 	if err != nil {
 		return batch.ImageResult{}, err
 	}
+	lap(&ph.fetch)
 	out, err := imagework.Compress(in, m.Quality, s.ImageLimits)
 	if err != nil {
 		return batch.ImageResult{}, err
 	}
+	lap(&ph.compress)
 	name := batch.ObjectName(m.RequestID, m.Image)
 	if err := retryTransient(ctx, func() error { return s.Bucket.Put(ctx, name, out.JPEG) }); err != nil {
 		return batch.ImageResult{}, err
 	}
+	lap(&ph.store)
 	return batch.ImageResult{
 		State: batch.ImageDone, Object: name, InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
 		KeptInput: out.KeptInput, Codec: out.Path, Format: out.Format, FinishedAt: time.Now().UTC(),
