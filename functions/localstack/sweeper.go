@@ -1,9 +1,11 @@
 package localstack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,15 +18,20 @@ import (
 // SweepOnce calls the sweep function as Cloud Scheduler does in
 // production: POST with the invoker account's ID token for the sweep URL,
 // as Cloud Run forwards it (signature removed), so the function runs the
-// same checks.
-func SweepOnce(ctx context.Context, c config.Config) (pipeline.SweepReport, error) {
+// same checks. A requestID sweeps that request alone.
+func SweepOnce(ctx context.Context, c config.Config, requestID string) (pipeline.SweepReport, error) {
 	var rep pipeline.SweepReport
 	now := time.Now()
 	token := invoker.Forwarded(invoker.Claims{
 		Issuer: "https://accounts.google.com", Audience: c.SweepURL, Email: c.TasksServiceAccount, EmailVerified: true,
 		Subject: c.TasksServiceAccount, IssuedAt: now.Unix(), Expires: now.Add(time.Hour).Unix(),
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.SweepURL, nil)
+	var body io.Reader = http.NoBody
+	if requestID != "" {
+		b, _ := json.Marshal(map[string]string{"requestId": requestID})
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.SweepURL, body)
 	if err != nil {
 		return rep, fmt.Errorf("http.NewRequest: %w", err)
 	}
@@ -54,7 +61,7 @@ func RunSweeps(ctx context.Context, c config.Config, every time.Duration, log *s
 			return
 		case <-t.C:
 		}
-		rep, err := SweepOnce(ctx, c)
+		rep, err := SweepOnce(ctx, c, "")
 		if err != nil {
 			log.Warn("local sweep failed", "error", err.Error())
 			continue

@@ -67,31 +67,11 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepReport, error)
 	budget := max(1, set.MaxImages)
 	var errs []error
 	for _, r := range reqs {
-		if r.CreatedAt.After(quietSince) || budget <= 0 {
-			continue
+		if budget <= 0 {
+			break
 		}
-		c, updated, err := s.Completions.Counts(ctx, r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if updated.After(quietSince) {
-			continue
-		}
-		rep.Stalled++
-		if !c.Finished() {
-			if err := s.sweepRequest(ctx, r, quietSince, now, &budget, &rep); err != nil {
-				errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
-				continue
-			}
-		}
-		finished, err := s.finishIfDone(ctx, r, "")
-		if err != nil {
+		if err := s.sweepOne(ctx, r, quietSince, now, &budget, &rep); err != nil {
 			errs = append(errs, fmt.Errorf("request %s: %w", r.ID, err))
-			continue
-		}
-		if finished {
-			rep.Completed++
 		}
 	}
 	rep.Errors = len(errs)
@@ -100,6 +80,47 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepReport, error)
 		"completedRequests", rep.Completed, "imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished,
 		"imagesStalled", rep.GaveUp, "errors", rep.Errors)
 	return rep, errors.Join(errs...)
+}
+
+// SweepRequest sweeps one request, as Sweep would: what an operator runs
+// for a request that seems stuck, without waiting for the next sweep.
+func (s *Service) SweepRequest(ctx context.Context, id string, now time.Time) (SweepReport, error) {
+	var rep SweepReport
+	r, err := s.Requests.GetRequest(ctx, id)
+	if err != nil || r.Status != batch.Pending {
+		return rep, err
+	}
+	rep.Pending = 1
+	budget := max(1, s.SweepSettings.MaxImages)
+	err = s.sweepOne(ctx, r, now.Add(-s.SweepSettings.StallAfter), now, &budget, &rep)
+	if err != nil {
+		rep.Errors = 1
+	}
+	s.Log.Info("sweep finished", "requestId", id, "stalledRequests", rep.Stalled, "completedRequests", rep.Completed,
+		"imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished, "imagesStalled", rep.GaveUp, "errors", rep.Errors)
+	return rep, err
+}
+
+// sweepOne acts on request r if it made no progress since quietSince.
+func (s *Service) sweepOne(ctx context.Context, r batch.Request, quietSince, now time.Time, budget *int, rep *SweepReport) error {
+	if r.CreatedAt.After(quietSince) {
+		return nil
+	}
+	c, updated, err := s.Completions.Counts(ctx, r)
+	if err != nil || updated.After(quietSince) {
+		return err
+	}
+	rep.Stalled++
+	if !c.Finished() {
+		if err := s.sweepRequest(ctx, r, quietSince, now, budget, rep); err != nil {
+			return err
+		}
+	}
+	finished, err := s.finishIfDone(ctx, r, "")
+	if finished && err == nil {
+		rep.Completed++
+	}
+	return err
 }
 
 // stalledImage is an image without a result, as the sweep found it.

@@ -164,7 +164,7 @@ func TestSweepGivesUpOnImagesThatNeverFinish(t *testing.T) {
 }
 
 // Every image has its result but the completion was never recorded (the
-// last instance died before checking): the sweep completes the request.
+// last instance died before checking): a sweep of that request completes it.
 func TestSweepCompletesAFinishedRequest(t *testing.T) {
 	h, clk, delivered := lossyHarness(t, func(queue.ImageMessage) bool { return false })
 	r := h.submit(3, 1)
@@ -177,7 +177,7 @@ func TestSweepCompletesAFinishedRequest(t *testing.T) {
 		t.Fatal("completed although every completion check failed")
 	}
 	clk.Advance(20 * time.Minute)
-	rep, err := h.svc.Sweep(context.Background(), clk.Now())
+	rep, err := h.svc.SweepRequest(context.Background(), r.ID, clk.Now())
 	if err != nil || rep.Completed != 1 || rep.Republished != 0 {
 		t.Fatalf("sweep: %+v, %v", rep, err)
 	}
