@@ -32,7 +32,7 @@ REGION ?= us-central1
 TF := TF_IN_AUTOMATION=1 terraform -chdir=terraform
 CDKTF_GOOGLE := @cdktf/provider-google@16.12.1
 
-.PHONY: help tools dev demo bench bench-pipeline fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
+.PHONY: help tools dev demo bench bench-pipeline load fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
@@ -41,6 +41,7 @@ help:
 	@echo "make lint             gofmt, go vet and staticcheck on both modules"
 	@echo "make faults           only the fault-injection suite, on its own emulators"
 	@echo "make bench            imgpipe vs sharp vs the stdlib path on real photographs (fetched into .bench/)"
+	@echo "make load             20,000 images through the local stack: images/s and where the time goes"
 	@echo "make fuzz             every fuzz target for FUZZTIME (default 60s) each"
 	@echo "make deploy PROJECT=P [REGION=R]   build the source archive, terraform apply, print the API URL"
 	@echo "make deploy-check     offline: terraform fmt, provider schema, wiring and archive checks (part of make test)"
@@ -190,6 +191,17 @@ bench-pipeline: tools
 	  echo "pipeline benchmark image: $${img:-testdata/images/coffee.jpg}"; \
 	  set -o pipefail; IMGPIPE_BENCH_IMAGE=$$img IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='Pipeline1000|Upload' -benchtime=1x -timeout=30m ./functions \
 	  | grep -E '^(Benchmark|ok|FAIL|---)'
+
+# Load test: LOAD_IMAGES images of mixed kinds through a function host
+# process on its own emulators, one request; prints images/s, CPU per image
+# and where each image's time went (terraform/README.md, Capacity).
+LOAD_IMAGES ?= 20000
+load: tools
+	@$(STACK) up $(STACK_FLAGS) -dir .stack/bench $(BENCH_PORTS) >/dev/null || exit 1; \
+	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/bench >/dev/null' EXIT; \
+	  set -a; . .stack/bench/env; set +a; \
+	  set -o pipefail; IMGPIPE_LOAD_IMAGES=$(LOAD_IMAGES) IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='^BenchmarkLoad$$' -benchtime=1x -timeout=90m ./functions \
+	  | grep -vE '^(goos|goarch|pkg|cpu|PASS|Serving function)'
 
 # Only the fault-injection suite (make test runs it too), on its own emulators.
 faults: tools
