@@ -143,28 +143,53 @@ func (s *Service) sweepRequest(ctx context.Context, r batch.Request, quietSince,
 	if err != nil {
 		return err
 	}
-	var again []stalledImage
-	var againRefs []batch.ImageRef
-	republished := 0 // the highest republish count among them
-	var gaveUp []batch.ShardedRef
+	// Decided per URL: an image and its copies share one message, whose
+	// deliveries are seen on the image alone.
+	type group struct {
+		url         string
+		refs        []batch.ShardedRef
+		seen        time.Time
+		republished int
+	}
+	groups := map[[16]byte]*group{}
+	var order []*group
 	for i, im := range missing {
-		st := stalls[i]
+		k := urlKey(im.url)
+		g, ok := groups[k]
+		if !ok {
+			g = &group{url: im.url}
+			groups[k] = g
+			order = append(order, g)
+		}
+		g.refs = append(g.refs, im.ref)
+		if stalls[i].SeenAt.After(g.seen) {
+			g.seen = stalls[i].SeenAt
+		}
+		g.republished = max(g.republished, stalls[i].Republished)
+	}
+	var again []*group
+	var againRefs []batch.ImageRef
+	republished := 0 // the highest republishing among them
+	var gaveUp []batch.ShardedRef
+	for _, g := range order {
 		switch {
-		case st.SeenAt.After(quietSince):
-			rep.InFlight++
-		case st.Republished < s.SweepSettings.MaxRepublish:
-			again = append(again, im)
-			againRefs = append(againRefs, im.ref.ImageRef)
-			republished = max(republished, st.Republished+1)
+		case g.seen.After(quietSince):
+			rep.InFlight += len(g.refs)
+		case g.republished < s.SweepSettings.MaxRepublish:
+			again = append(again, g)
+			for _, r := range g.refs {
+				againRefs = append(againRefs, r.ImageRef)
+			}
+			republished = max(republished, g.republished+1)
 		default:
-			gaveUp = append(gaveUp, im.ref)
+			gaveUp = append(gaveUp, g.refs...)
 		}
 	}
-	*budget -= len(again) + len(gaveUp)
+	*budget -= len(againRefs) + len(gaveUp)
 	log := s.Log.With("requestId", r.ID)
-	if len(again)+len(gaveUp) > 0 {
+	if len(againRefs)+len(gaveUp) > 0 {
 		// The line the stalled-request alert of terraform/monitoring.tf reads.
-		log.Warn("request stalled", "imagesWithoutResult", len(missing), "republish", len(again), "giveUp", len(gaveUp),
+		log.Warn("request stalled", "imagesWithoutResult", len(missing), "republish", len(againRefs), "giveUp", len(gaveUp),
 			"quietSince", quietSince.UTC().Format(time.RFC3339))
 	}
 	if len(again) > 0 {
@@ -173,24 +198,13 @@ func (s *Service) sweepRequest(ctx context.Context, r batch.Request, quietSince,
 		if err := s.Sweeps.NoteRepublished(ctx, r.ID, againRefs, now); err != nil {
 			return err
 		}
-		byURL := map[[16]byte][]batch.ShardedRef{}
-		var order [][16]byte
-		urls := map[[16]byte]string{}
-		for _, im := range again {
-			k := urlKey(im.url)
-			if _, ok := byURL[k]; !ok {
-				order = append(order, k)
-				urls[k] = im.url
-			}
-			byURL[k] = append(byURL[k], im.ref)
-		}
 		base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Republished: republished}
 		var msgs []queue.ImageMessage
-		for _, k := range order {
-			msgs = append(msgs, groupMessages(base, urls[k], byURL[k])...)
+		for _, g := range again {
+			msgs = append(msgs, groupMessages(base, g.url, g.refs)...)
 		}
 		unsent, err := s.publish(ctx, msgs)
-		rep.Republished += len(again)
+		rep.Republished += len(againRefs)
 		for _, m := range unsent {
 			rep.Republished -= 1 + len(m.Copies)
 		}

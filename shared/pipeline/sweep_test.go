@@ -183,3 +183,41 @@ func TestSweepCompletesAFinishedRequest(t *testing.T) {
 	}
 	h.checkFinished(r, 3, 0, batch.Completed)
 }
+
+// Six products share two photos. One photo's message is lost: the sweep
+// republishes it as one message carrying its copies. The other's delivery
+// is alive (its image counted a failure within the window): neither it nor
+// its copies, which no delivery touches, are republished.
+func TestSweepDecidesPerURL(t *testing.T) {
+	h, clk, delivered := lossyHarness(t, func(m queue.ImageMessage) bool {
+		return m.Republished == 0 && strings.HasSuffix(m.URL, "/lost.jpg")
+	})
+	ps := products(6, 1)
+	for i := range ps {
+		ps[i].InputURLs[0] = []string{"https://img.example/lost.jpg", "https://img.example/slow.jpg"}[i%2]
+	}
+	ctx := context.Background()
+	r, err := h.svc.Submit(ctx, h.svc.NewUpload(ctx), batch.Submission{Products: ps, Quality: 50}, "owner", "https://api.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := (*delivered)[0]
+	*delivered = nil
+	clk.Advance(20 * time.Minute)
+	if _, err := h.st.CountAttempt(ctx, r.ID, slow.Image); err != nil {
+		t.Fatal(err)
+	}
+	before := len(h.msgs)
+	rep, err := h.svc.Sweep(ctx, clk.Now())
+	if err != nil || rep.Republished != 3 || rep.InFlight != 3 {
+		t.Fatalf("sweep: %+v, %v; want the lost photo's 3 images republished, the slow one's 3 in flight", rep, err)
+	}
+	if n := len(h.msgs) - before; n != 1 || len(h.msgs[before].Copies) != 2 {
+		t.Fatalf("%d messages republished, want 1 with 2 copies", n)
+	}
+	drain(t, h, delivered)
+	if err := h.deliver(slow, 2); err != nil {
+		t.Fatal(err)
+	}
+	h.checkFinished(r, 6, 0, batch.Completed)
+}
