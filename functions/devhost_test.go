@@ -98,7 +98,15 @@ func newDevhost(tb testing.TB, suffix string) *devhost {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	env := append(os.Environ(), "IMGPIPE_IMAGES_TOPIC=images-"+suffix, "IMGPIPE_DEADLETTER_TOPIC=dead-"+suffix)
+	// The URLs of this binary's own host are left out: the process sets
+	// its own (webhook delivery, sweep).
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IMGPIPE_WEBHOOK_DELIVERY_URL=") && !strings.HasPrefix(kv, "IMGPIPE_SWEEP_URL=") && !strings.HasPrefix(kv, "IMGPIPE_TASKS_OIDC_AUDIENCE=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "IMGPIPE_IMAGES_TOPIC=images-"+suffix, "IMGPIPE_DEADLETTER_TOPIC=dead-"+suffix)
 	h := &devhost{t: tb, bin: bin, addr: freeAddr(tb), env: env, log: logf, suffix: suffix}
 	tb.Cleanup(func() {
 		h.kill()

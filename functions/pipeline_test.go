@@ -40,6 +40,9 @@ import (
 // forwards counts the deliveries the proxy made, by dup mode.
 var forwards = &counter{m: map[string]int{}}
 
+// fetchCounts counts the image server's fetches by URL (path and query).
+var fetchCounts = &counter{m: map[string]int{}}
+
 type counter struct {
 	mu sync.Mutex
 	m  map[string]int
@@ -337,6 +340,12 @@ func imageServer() http.Handler {
 	})
 	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
 	mux.HandleFunc("/bench/", func(w http.ResponseWriter, r *http.Request) { w.Write(benchImage) })
+	// /counted/NAME serves testdata/images/NAME and counts the fetches of
+	// each URL.
+	mux.HandleFunc("/counted/", func(w http.ResponseWriter, r *http.Request) {
+		fetchCounts.Add(r.URL.String(), 1)
+		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", filepath.Base(r.URL.Path)))
+	})
 	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
 		d, err := time.ParseDuration(r.URL.Query().Get("delay"))
 		if err != nil {
