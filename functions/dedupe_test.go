@@ -72,11 +72,18 @@ func TestEachURLOncePerRequestOnTheStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	compressions, outputs := 0, map[string]bool{}
+	var in, out int64
 	for _, r := range results {
 		if r.SameAs == "" {
 			compressions++
 		}
 		outputs[r.Object] = true
+		in, out = in+r.InputBytes, out+r.OutBytes
+	}
+	// The status's totals count every occurrence, as the user listed it.
+	if v.InputBytes != in || v.OutputBytes != out || v.SavedBytes != in-out || in <= out || v.SavedPercent <= 0 {
+		t.Errorf("status totals in %d out %d saved %d (%.1f %%), the results sum to %d and %d",
+			v.InputBytes, v.OutputBytes, v.SavedBytes, v.SavedPercent, in, out)
 	}
 	if fetches != 10 || writes != 10 || compressions != 10 || len(outputs) != 10 || len(results) != 300 {
 		t.Errorf("300 variants of 10 photos: %d fetches, %d objects stored, %d compressions, %d distinct outputs, %d results; want 10, 10, 10, 10, 300",

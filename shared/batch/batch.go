@@ -104,6 +104,9 @@ type Counts struct {
 	Total     int
 	Processed int // compressed and stored
 	Failed    int
+	// InputBytes and OutputBytes sum the processed images' sizes, each
+	// occurrence of a repeated URL counted as the user listed it.
+	InputBytes, OutputBytes int64
 }
 
 // Finished reports whether every image reached a terminal state.

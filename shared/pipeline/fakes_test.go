@@ -262,6 +262,8 @@ func (m *memStore) Counts(_ context.Context, r batch.Request) (batch.Counts, tim
 	for _, res := range m.results[r.ID] {
 		if res.State == batch.ImageDone {
 			c.Processed++
+			c.InputBytes += res.InputBytes
+			c.OutputBytes += res.OutBytes
 		} else {
 			c.Failed++
 		}

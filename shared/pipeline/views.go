@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -13,17 +14,24 @@ import (
 
 // StatusView is what GET /api/status/{id} answers.
 type StatusView struct {
-	RequestID       string        `json:"requestId"`
-	Status          batch.Status  `json:"status"`
-	TotalImages     int           `json:"totalImages"`
-	ProcessedImages int           `json:"processedImages"`
-	FailedImages    int           `json:"failedImages"`
-	CreatedAt       time.Time     `json:"createdAt"`
-	UpdatedAt       time.Time     `json:"updatedAt"`
-	CompletedAt     *time.Time    `json:"completedAt,omitempty"`
-	Webhook         *WebhookView  `json:"webhook,omitempty"`
-	Products        []ProductView `json:"products"`
-	Page            PageView      `json:"page"`
+	RequestID       string       `json:"requestId"`
+	Status          batch.Status `json:"status"`
+	TotalImages     int          `json:"totalImages"`
+	ProcessedImages int          `json:"processedImages"`
+	FailedImages    int          `json:"failedImages"`
+	// InputBytes and OutputBytes sum the compressed images so far (each
+	// occurrence of a repeated URL as listed); SavedBytes is their
+	// difference and SavedPercent its share of InputBytes.
+	InputBytes   int64         `json:"inputBytes"`
+	OutputBytes  int64         `json:"outputBytes"`
+	SavedBytes   int64         `json:"savedBytes"`
+	SavedPercent float64       `json:"savedPercent"`
+	CreatedAt    time.Time     `json:"createdAt"`
+	UpdatedAt    time.Time     `json:"updatedAt"`
+	CompletedAt  *time.Time    `json:"completedAt,omitempty"`
+	Webhook      *WebhookView  `json:"webhook,omitempty"`
+	Products     []ProductView `json:"products"`
+	Page         PageView      `json:"page"`
 }
 
 // ProductView is one product with its outputs aligned to its inputs.
@@ -68,7 +76,11 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	}
 	v := StatusView{
 		RequestID: r.ID, TotalImages: r.TotalImages, ProcessedImages: c.Processed, FailedImages: c.Failed,
+		InputBytes: c.InputBytes, OutputBytes: c.OutputBytes, SavedBytes: c.InputBytes - c.OutputBytes,
 		CreatedAt: r.CreatedAt, UpdatedAt: maxTime(r.CreatedAt, updated),
+	}
+	if c.InputBytes > 0 {
+		v.SavedPercent = math.Round(1000*float64(v.SavedBytes)/float64(c.InputBytes)) / 10
 	}
 	switch r.Status {
 	case batch.Completed, batch.Failed:

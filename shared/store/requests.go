@@ -55,10 +55,29 @@ type chunk struct {
 const StagedChunkTTL = 24 * time.Hour
 
 type shard struct {
-	Expected  int       `firestore:"expected"`
-	Processed int       `firestore:"processed"`
-	Failed    int       `firestore:"failed"`
-	UpdatedAt time.Time `firestore:"updatedAt"`
+	Expected    int       `firestore:"expected"`
+	Processed   int       `firestore:"processed"`
+	Failed      int       `firestore:"failed"`
+	InputBytes  int64     `firestore:"inputBytes"`
+	OutputBytes int64     `firestore:"outputBytes"`
+	UpdatedAt   time.Time `firestore:"updatedAt"`
+}
+
+// countUpdates are the shard updates that count n images with result res.
+func countUpdates(res batch.ImageResult, n int) []firestore.Update {
+	counter := "processed"
+	if res.State == batch.ImageFailed {
+		counter = "failed"
+	}
+	u := []firestore.Update{
+		{Path: counter, Value: firestore.Increment(n)},
+		{Path: "updatedAt", Value: firestore.ServerTimestamp},
+	}
+	if res.State == batch.ImageDone {
+		u = append(u, firestore.Update{Path: "inputBytes", Value: firestore.Increment(res.InputBytes * int64(n))},
+			firestore.Update{Path: "outputBytes", Value: firestore.Increment(res.OutBytes * int64(n))})
+	}
+	return u
 }
 
 func chunkID(start int) string { return fmt.Sprintf("%08d", start) }
@@ -170,20 +189,13 @@ func (s *Store) ImageResult(ctx context.Context, id string, ref batch.ImageRef) 
 // and once: it reports first=false, changing nothing, when the image was
 // already recorded (a duplicate or concurrent delivery).
 func (s *Store) FinishImage(ctx context.Context, id string, ref batch.ImageRef, shardIdx int, res batch.ImageResult) (first bool, err error) {
-	counter := "processed"
-	if res.State == batch.ImageFailed {
-		counter = "failed"
-	}
 	imgRef := s.req(id).Collection(colImages).Doc(ref.ID())
 	shRef := s.req(id).Collection(colShards).Doc(shardID(shardIdx))
 	err = s.fs.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
 		if err := tx.Create(imgRef, res); err != nil {
 			return err
 		}
-		return tx.Update(shRef, []firestore.Update{
-			{Path: counter, Value: firestore.Increment(1)},
-			{Path: "updatedAt", Value: firestore.ServerTimestamp},
-		})
+		return tx.Update(shRef, countUpdates(res, 1))
 	})
 	switch status.Code(err) {
 	case codes.OK:
@@ -200,10 +212,6 @@ func (s *Store) FinishImage(ctx context.Context, id string, ref batch.ImageRef, 
 // fits Firestore's 500 writes with every shard it touches). An image that
 // has a result is left as it is and not counted again.
 func (s *Store) FinishCopies(ctx context.Context, id string, refs []batch.ShardedRef, res batch.ImageResult) (recorded int, err error) {
-	counter := "processed"
-	if res.State == batch.ImageFailed {
-		counter = "failed"
-	}
 	const perTx = 200
 	for lo := 0; lo < len(refs); lo += perTx {
 		part := refs[lo:min(lo+perTx, len(refs))]
@@ -230,10 +238,7 @@ func (s *Store) FinishCopies(ctx context.Context, id string, refs []batch.Sharde
 				n++
 			}
 			for sh, k := range perShard {
-				if err := tx.Update(s.req(id).Collection(colShards).Doc(shardID(sh)), []firestore.Update{
-					{Path: counter, Value: firestore.Increment(k)},
-					{Path: "updatedAt", Value: firestore.ServerTimestamp},
-				}); err != nil {
+				if err := tx.Update(s.req(id).Collection(colShards).Doc(shardID(sh)), countUpdates(res, k)); err != nil {
 					return err
 				}
 			}
@@ -278,6 +283,8 @@ func (s *Store) Counts(ctx context.Context, r batch.Request) (c batch.Counts, up
 		}
 		c.Processed += sh.Processed
 		c.Failed += sh.Failed
+		c.InputBytes += sh.InputBytes
+		c.OutputBytes += sh.OutputBytes
 		if sh.UpdatedAt.After(updated) {
 			updated = sh.UpdatedAt
 		}
