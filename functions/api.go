@@ -3,6 +3,7 @@ package functions
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,14 +31,26 @@ var apiMux = func() *http.ServeMux {
 	m.HandleFunc("GET /api/download/{id}", report)
 	m.HandleFunc("POST /api/requests/{id}/webhook/redeliver", redeliver)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (the API: POST /api/upload, GET /api/status/{id}, GET /api/report/{id}, GET /api/download/{id}, POST /api/requests/{id}/webhook/redeliver; see functions/README.md)", r.Method, r.URL.Path))
+		writeError(w, fault.New(fault.NotFound, "", "no such endpoint: %s %s (the API: POST /api/upload, GET /api/status/{id}, GET /api/report/{id}, GET /api/download/{id}, POST /api/requests/{id}/webhook/redeliver; the contract: GET /api/openapi.yaml)", r.Method, r.URL.Path))
 	})
 	return m
 }()
 
+// OpenAPI is the API's contract (openapi.yaml), served at
+// /api/openapi.yaml without a key.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
 // api authenticates the caller's API key and counts the call against the
-// key's rate before routing.
+// key's rate before routing. The contract needs no key.
 func api(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/openapi.yaml" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(OpenAPI)
+		return
+	}
 	d, err := loadDeps()
 	if err != nil {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))

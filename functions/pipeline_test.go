@@ -75,6 +75,9 @@ func (t withKey) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 var (
+	// api checks every exchange with the API against openapi.yaml.
+	api *contract
+
 	firestoreProxy, gcsProxy *tcpProxy
 	keys                     *access.Keys
 	apiKey                   string
@@ -160,8 +163,19 @@ func TestMain(m *testing.M) {
 		fail(err)
 	}
 	apiKeyID = key.ID
-	http.DefaultTransport = withKey{key: func() string { return apiKey }, next: http.DefaultTransport}
+	if api, err = newContract(http.DefaultTransport); err != nil {
+		fail(err)
+	}
+	http.DefaultTransport = withKey{key: func() string { return apiKey }, next: api}
 	code := m.Run()
+	checked, mismatches := api.report()
+	fmt.Printf("contract: %d API exchanges checked against openapi.yaml, %d did not match\n", checked, len(mismatches))
+	for _, m := range mismatches {
+		fmt.Println("  contract mismatch:", m)
+	}
+	if len(mismatches) > 0 && code == 0 {
+		code = 1
+	}
 	if err := localstack.Unwire(ctx, wiring); err != nil {
 		fmt.Fprintln(os.Stderr, "Unwire:", err)
 	}

@@ -1,0 +1,739 @@
+// Package cli is the imgpipe command a user runs (functions/cmd/imgpipe):
+// upload a catalogue and watch it finish, read a request's status and
+// report, download its outputs, check a captured webhook delivery. It
+// talks to the HTTP API only, as any client would.
+//
+// Exit codes: 0 when every image is done, 2 when the request finished with
+// failed images, 1 on any error; every error says what to do next.
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/imgpipe/imgpipe/shared/webhook"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0 // every image done
+	ExitError  = 1 // the command failed
+	ExitFailed = 2 // the request finished with failed images
+)
+
+// Env is what a run reads besides its arguments.
+type Env struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Terminal says whether Stdout is a terminal (a live bar) or not
+	// (plain progress lines).
+	Terminal bool
+	// Poll is the status polling interval of --wait (default 1 s).
+	Poll time.Duration
+	// Client is the HTTP client (default: 30 s timeout).
+	Client *http.Client
+}
+
+// OSEnv is the process's environment.
+func OSEnv() Env {
+	return Env{Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Terminal: term.IsTerminal(int(os.Stdout.Fd()))}
+}
+
+const usage = `imgpipe: compress a catalogue's images with an imgpipe deployment.
+
+  imgpipe upload FILE.csv|FILE.json [--quality N] [--webhook URL] [--wait]
+  imgpipe status ID
+  imgpipe report ID [-o FILE.csv]
+  imgpipe download ID -d DIR
+  imgpipe verify-webhook --secret whsec_... < delivery.http
+
+Every command takes --url (or IMGPIPE_URL), --key (or IMGPIPE_API_KEY) and
+--json (machine-readable output). Exit codes: 0 every image done, 2 the
+request finished with failed images, 1 an error.
+`
+
+// Run runs the command in args (without the program name) and returns its
+// exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Poll == 0 {
+		env.Poll = time.Second
+	}
+	if env.Client == nil {
+		env.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(env.Stderr, usage)
+		if len(args) == 0 {
+			return ExitError
+		}
+		return ExitOK
+	}
+	c := &command{env: env}
+	fs := flag.NewFlagSet("imgpipe "+args[0], flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&c.base, "url", env.Getenv("IMGPIPE_URL"), "API base URL (IMGPIPE_URL)")
+	fs.StringVar(&c.key, "key", env.Getenv("IMGPIPE_API_KEY"), "API key (IMGPIPE_API_KEY)")
+	fs.BoolVar(&c.json, "json", false, "machine-readable output")
+	var run func(args []string) (int, error)
+	switch args[0] {
+	case "upload":
+		quality := fs.Int("quality", 0, "JPEG quality of the outputs, 1-100 (the server's default: 50)")
+		hook := fs.String("webhook", "", "URL to notify when the request finishes")
+		wait := fs.Bool("wait", false, "show progress until the request finishes")
+		run = func(a []string) (int, error) { return c.upload(ctx, a, *quality, *hook, *wait) }
+	case "status":
+		run = func(a []string) (int, error) { return c.status(ctx, a) }
+	case "report":
+		out := fs.String("o", "", "write the report to this file (default: standard output)")
+		run = func(a []string) (int, error) { return c.report(ctx, a, *out) }
+	case "download":
+		dir := fs.String("d", "", "folder for the outputs (created if missing)")
+		run = func(a []string) (int, error) { return c.download(ctx, a, *dir) }
+	case "verify-webhook":
+		secret := fs.String("secret", env.Getenv("IMGPIPE_WEBHOOK_SECRET"), "the webhook signing secret, whsec_... (IMGPIPE_WEBHOOK_SECRET)")
+		run = func(a []string) (int, error) { return c.verifyWebhook(a, *secret) }
+	default:
+		fmt.Fprintf(env.Stderr, "imgpipe: unknown command %q\n\n%s", args[0], usage)
+		return ExitError
+	}
+	// Flags may come before or after the positional arguments.
+	var positional []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return ExitError
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	code, err := run(positional)
+	if err != nil {
+		if c.json {
+			_ = json.NewEncoder(env.Stdout).Encode(map[string]string{"error": err.Error()})
+		}
+		fmt.Fprintln(env.Stderr, "imgpipe:", err)
+		return ExitError
+	}
+	return code
+}
+
+type command struct {
+	env  Env
+	base string
+	key  string
+	json bool
+}
+
+func (c *command) out(format string, a ...any) { fmt.Fprintf(c.env.Stdout, format, a...) }
+
+// needServer checks --url and --key.
+func (c *command) needServer() error {
+	if c.base == "" {
+		return errors.New("no server: set IMGPIPE_URL or --url to the API's base URL (make dev prints it; terraform output api_url)")
+	}
+	if u, err := url.Parse(c.base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--url %q is not an http(s) URL such as https://REGION-PROJECT.cloudfunctions.net/imgpipe-api", c.base)
+	}
+	if c.key == "" {
+		return errors.New("no API key: set IMGPIPE_API_KEY or --key (an operator creates keys with imgpipe-keys create)")
+	}
+	c.base = strings.TrimRight(c.base, "/")
+	return nil
+}
+
+// apiError is the API's error body.
+type apiError struct {
+	Error struct {
+		Code    string   `json:"code"`
+		Message string   `json:"message"`
+		Details []string `json:"details"`
+	} `json:"error"`
+	RequestID string `json:"requestId"`
+}
+
+// call sends a request to the API and returns the response, or an error
+// that says what to do next.
+func (c *command) call(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("building the request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("User-Agent", "imgpipe-cli/1")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.env.Client.Do(req)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, fmt.Errorf("%s did not answer in time: try again, or check the server's logs", c.base)
+		}
+		return nil, fmt.Errorf("cannot reach %s (%v): is the server running, and is IMGPIPE_URL (or --url) right?", c.base, unwrapURLError(err))
+	}
+	if resp.StatusCode < 400 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e apiError
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = json.Unmarshal(b, &e)
+	msg := e.Error.Message
+	if msg == "" {
+		msg = strings.TrimSpace(string(b))
+	}
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return nil, fmt.Errorf("the server refused the API key (401 %s): check IMGPIPE_API_KEY or --key", msg)
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("not found (404): %s; check the request ID (it belongs to the key that uploaded it)", msg)
+	case http.StatusTooManyRequests:
+		return nil, fmt.Errorf("too many requests (429): %s; retry in %s s", msg, or(resp.Header.Get("Retry-After"), "a few"))
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "the server refused the upload (%d): %s", resp.StatusCode, msg)
+		for _, d := range e.Error.Details {
+			sb.WriteString("\n  " + d)
+		}
+		sb.WriteString("\nfix the file and upload it again")
+		return nil, errors.New(sb.String())
+	default:
+		id := ""
+		if e.RequestID != "" {
+			id = " (request " + e.RequestID + ")"
+		}
+		return nil, fmt.Errorf("the server failed (%d): %s%s; try again in a minute", resp.StatusCode, msg, id)
+	}
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// getJSON reads a JSON answer into v.
+func (c *command) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.call(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("the server's answer to %s is not what imgpipe expects (%v): is --url the imgpipe API?", path, err)
+	}
+	return nil
+}
+
+// uploaded is the upload's answer.
+type uploaded struct {
+	RequestID   string `json:"requestId"`
+	Status      string `json:"status"`
+	TotalImages int    `json:"totalImages"`
+	StatusURL   string `json:"statusUrl"`
+	ReportURL   string `json:"reportUrl"`
+	ViewURL     string `json:"viewUrl,omitempty"`
+}
+
+func (c *command) upload(ctx context.Context, args []string, quality int, hook string, wait bool) (int, error) {
+	if len(args) != 1 {
+		return ExitError, errors.New("upload takes one file: imgpipe upload products.csv [--wait]")
+	}
+	if err := c.needServer(); err != nil {
+		return ExitError, err
+	}
+	if quality != 0 && (quality < 1 || quality > 100) {
+		return ExitError, fmt.Errorf("--quality %d: want 1 to 100", quality)
+	}
+	data, err := os.ReadFile(args[0])
+	if err != nil {
+		return ExitError, fmt.Errorf("reading %s: %w", args[0], err)
+	}
+	var body bytes.Buffer
+	contentType := ""
+	if strings.EqualFold(filepath.Ext(args[0]), ".json") || bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		// Options join the JSON document.
+		var doc map[string]any
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return ExitError, fmt.Errorf("%s is not valid JSON (%v): fix it, or give a CSV", args[0], err)
+		}
+		if quality != 0 {
+			doc["quality"] = quality
+		}
+		if hook != "" {
+			doc["webhookUrl"] = hook
+		}
+		_ = json.NewEncoder(&body).Encode(doc)
+		contentType = "application/json"
+	} else {
+		mw := multipart.NewWriter(&body)
+		if quality != 0 {
+			_ = mw.WriteField("quality", fmt.Sprint(quality))
+		}
+		if hook != "" {
+			_ = mw.WriteField("webhookUrl", hook)
+		}
+		fw, _ := mw.CreateFormFile("csv", filepath.Base(args[0]))
+		_, _ = fw.Write(data)
+		_ = mw.Close()
+		contentType = mw.FormDataContentType()
+	}
+	resp, err := c.call(ctx, http.MethodPost, "/api/upload", contentType, &body)
+	if err != nil {
+		return ExitError, err
+	}
+	var u uploaded
+	err = json.NewDecoder(resp.Body).Decode(&u)
+	resp.Body.Close()
+	if err != nil || u.RequestID == "" {
+		return ExitError, fmt.Errorf("the server's answer to the upload is not what imgpipe expects (%v): is --url the imgpipe API?", err)
+	}
+	if !wait {
+		if c.json {
+			_ = json.NewEncoder(c.env.Stdout).Encode(u)
+		} else {
+			c.out("request %s accepted: %d images\n  status: imgpipe status %s\n", u.RequestID, u.TotalImages, u.RequestID)
+			if u.ViewURL != "" {
+				c.out("  view:   %s\n", u.ViewURL)
+			}
+		}
+		return ExitOK, nil
+	}
+	if !c.json {
+		c.out("request %s accepted: %d images\n", u.RequestID, u.TotalImages)
+		if u.ViewURL != "" {
+			c.out("view it in a browser: %s\n", u.ViewURL)
+		}
+	}
+	s, err := c.watch(ctx, u.RequestID, u.TotalImages)
+	if err != nil {
+		return ExitError, err
+	}
+	return c.summary(ctx, s, u)
+}
+
+// statusView is the part of GET /api/status/{id} the CLI reads.
+type statusView struct {
+	RequestID       string  `json:"requestId"`
+	Status          string  `json:"status"`
+	TotalImages     int     `json:"totalImages"`
+	ProcessedImages int     `json:"processedImages"`
+	FailedImages    int     `json:"failedImages"`
+	InputBytes      int64   `json:"inputBytes"`
+	OutputBytes     int64   `json:"outputBytes"`
+	SavedBytes      int64   `json:"savedBytes"`
+	SavedPercent    float64 `json:"savedPercent"`
+	Products        []struct {
+		SerialNumber    string   `json:"serialNumber"`
+		ProductName     string   `json:"productName"`
+		InputImageURLs  []string `json:"inputImageUrls"`
+		OutputImageURLs []string `json:"outputImageUrls"`
+		Errors          []struct {
+			Index   int    `json:"index"`
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+		} `json:"errors"`
+	} `json:"products"`
+	Page struct {
+		NextOffset *int `json:"nextOffset"`
+	} `json:"page"`
+}
+
+func (s statusView) finished() bool { return s.Status == "COMPLETED" || s.Status == "FAILED" }
+
+// watch polls the status until the request finishes, showing progress: a
+// live bar on a terminal, a plain line every few seconds otherwise.
+func (c *command) watch(ctx context.Context, id string, total int) (statusView, error) {
+	var bar *progressbar.ProgressBar
+	if c.env.Terminal && !c.json {
+		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(c.env.Stdout), progressbar.OptionSetDescription("compressing"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("images"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionFullWidth(), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	start, lastLine := time.Now(), time.Time{}
+	for {
+		var s statusView
+		if err := c.getJSON(ctx, "/api/status/"+url.PathEscape(id)+"?limit=1", &s); err != nil {
+			return s, err
+		}
+		done := s.ProcessedImages + s.FailedImages
+		switch {
+		case bar != nil:
+			_ = bar.Set(done)
+			if s.FailedImages > 0 {
+				bar.Describe(fmt.Sprintf("compressing (%d failed)", s.FailedImages))
+			}
+		case !c.json && (time.Since(lastLine) >= 2*time.Second || s.finished()):
+			lastLine = time.Now()
+			rate := float64(done) / time.Since(start).Seconds()
+			eta := "–"
+			if rate > 0 && !s.finished() {
+				eta = (time.Duration(float64(s.TotalImages-done)/rate) * time.Second).Round(time.Second).String()
+			}
+			c.out("progress: %d/%d (%d processed, %d failed), %.1f images/s, ETA %s\n",
+				done, s.TotalImages, s.ProcessedImages, s.FailedImages, rate, eta)
+		}
+		if s.finished() {
+			if bar != nil {
+				_ = bar.Finish()
+				c.out("\n")
+			}
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(c.env.Poll):
+		}
+	}
+}
+
+// failures counts the request's failed images by reason, reading every
+// page of its products.
+func (c *command) failures(ctx context.Context, id string) (map[string]int, error) {
+	out := map[string]int{}
+	offset := 0
+	for {
+		var s statusView
+		if err := c.getJSON(ctx, fmt.Sprintf("/api/status/%s?offset=%d", url.PathEscape(id), offset), &s); err != nil {
+			return nil, err
+		}
+		for _, p := range s.Products {
+			for _, e := range p.Errors {
+				out[e.Reason]++
+			}
+		}
+		if s.Page.NextOffset == nil {
+			return out, nil
+		}
+		offset = *s.Page.NextOffset
+	}
+}
+
+// summary prints how the request ended and returns the exit code.
+func (c *command) summary(ctx context.Context, s statusView, u uploaded) (int, error) {
+	var reasons map[string]int
+	if s.FailedImages > 0 {
+		var err error
+		if reasons, err = c.failures(ctx, s.RequestID); err != nil {
+			return ExitError, err
+		}
+	}
+	code := ExitOK
+	if s.FailedImages > 0 {
+		code = ExitFailed
+	}
+	if c.json {
+		_ = json.NewEncoder(c.env.Stdout).Encode(map[string]any{
+			"requestId": s.RequestID, "status": s.Status, "totalImages": s.TotalImages, "processedImages": s.ProcessedImages,
+			"failedImages": s.FailedImages, "inputBytes": s.InputBytes, "outputBytes": s.OutputBytes, "savedBytes": s.SavedBytes,
+			"savedPercent": s.SavedPercent, "failuresByReason": reasons, "reportUrl": u.ReportURL, "viewUrl": u.ViewURL,
+		})
+		return code, nil
+	}
+	c.out("%s: %d of %d images compressed, %d failed\n", s.Status, s.ProcessedImages, s.TotalImages, s.FailedImages)
+	c.out("bytes: %s → %s, saved %s (%.1f %%)\n", humanBytes(s.InputBytes), humanBytes(s.OutputBytes), humanBytes(s.SavedBytes), s.SavedPercent)
+	if len(reasons) > 0 {
+		keys := make([]string, 0, len(reasons))
+		for k := range reasons {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return reasons[keys[i]] > reasons[keys[j]] || (reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j]) })
+		c.out("failed images by reason:\n")
+		for _, k := range keys {
+			c.out("  %-20s %d\n", k, reasons[k])
+		}
+	}
+	c.out("report: imgpipe report %s -o report.csv  (%s)\n", s.RequestID, u.ReportURL)
+	if u.ViewURL != "" {
+		c.out("view:   %s\n", u.ViewURL)
+	}
+	return code, nil
+}
+
+func humanBytes(n int64) string {
+	switch a := max(n, -n); {
+	case a >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case a >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case a >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%d B", n)
+	}
+}
+
+func (c *command) status(ctx context.Context, args []string) (int, error) {
+	if len(args) != 1 {
+		return ExitError, errors.New("status takes a request ID: imgpipe status ID")
+	}
+	if err := c.needServer(); err != nil {
+		return ExitError, err
+	}
+	resp, err := c.call(ctx, http.MethodGet, "/api/status/"+url.PathEscape(args[0])+"?limit=1", "", nil)
+	if err != nil {
+		return ExitError, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return ExitError, fmt.Errorf("reading the status: %w", err)
+	}
+	var s statusView
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return ExitError, fmt.Errorf("the server's answer is not an imgpipe status (%v): is --url the imgpipe API?", err)
+	}
+	code := ExitOK
+	if s.finished() && s.FailedImages > 0 {
+		code = ExitFailed
+	}
+	if c.json {
+		_, _ = c.env.Stdout.Write(raw)
+		return code, nil
+	}
+	c.out("%s %s: %d of %d images compressed, %d failed", s.RequestID, s.Status, s.ProcessedImages, s.TotalImages, s.FailedImages)
+	if s.InputBytes > 0 {
+		c.out("; %s → %s (saved %.1f %%)", humanBytes(s.InputBytes), humanBytes(s.OutputBytes), s.SavedPercent)
+	}
+	c.out("\n")
+	return code, nil
+}
+
+func (c *command) report(ctx context.Context, args []string, out string) (int, error) {
+	if len(args) != 1 {
+		return ExitError, errors.New("report takes a request ID: imgpipe report ID [-o report.csv]")
+	}
+	if err := c.needServer(); err != nil {
+		return ExitError, err
+	}
+	resp, err := c.call(ctx, http.MethodGet, "/api/report/"+url.PathEscape(args[0]), "", nil)
+	if err != nil {
+		return ExitError, err
+	}
+	defer resp.Body.Close()
+	w := c.env.Stdout
+	if out != "" {
+		f, err := os.Create(out)
+		if err != nil {
+			return ExitError, fmt.Errorf("creating %s: %w", out, err)
+		}
+		defer f.Close()
+		w = f
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return ExitError, fmt.Errorf("reading the report: %w", err)
+	}
+	if out != "" && !c.json {
+		fmt.Fprintf(c.env.Stderr, "report of %s: %s written to %s\n", args[0], humanBytes(n), out)
+	}
+	return ExitOK, nil
+}
+
+// download saves every output of the request into dir, named
+// SERIAL-N.jpg (N counts the product's images from 1), with a bar.
+func (c *command) download(ctx context.Context, args []string, dir string) (int, error) {
+	if len(args) != 1 || dir == "" {
+		return ExitError, errors.New("download takes a request ID and a folder: imgpipe download ID -d DIR")
+	}
+	if err := c.needServer(); err != nil {
+		return ExitError, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ExitError, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	type item struct{ name, url string }
+	var items []item
+	failed, offset := 0, 0
+	total := 0
+	status := ""
+	for {
+		var s statusView
+		if err := c.getJSON(ctx, fmt.Sprintf("/api/status/%s?offset=%d", url.PathEscape(args[0]), offset), &s); err != nil {
+			return ExitError, err
+		}
+		status, total = s.Status, s.TotalImages
+		for _, p := range s.Products {
+			for i, o := range p.OutputImageURLs {
+				if o == "" {
+					failed++
+					continue
+				}
+				items = append(items, item{name: fmt.Sprintf("%s-%d.jpg", safeName(p.SerialNumber), i+1), url: o})
+			}
+		}
+		if s.Page.NextOffset == nil {
+			break
+		}
+		offset = *s.Page.NextOffset
+	}
+	var bar *progressbar.ProgressBar
+	if c.env.Terminal && !c.json {
+		bar = progressbar.NewOptions(len(items), progressbar.OptionSetWriter(c.env.Stdout), progressbar.OptionSetDescription("downloading"),
+			progressbar.OptionShowCount(), progressbar.OptionFullWidth(), progressbar.OptionThrottle(100*time.Millisecond))
+	}
+	var bytesTotal int64
+	for i, it := range items {
+		n, err := c.fetchTo(ctx, it.url, filepath.Join(dir, it.name))
+		if err != nil {
+			return ExitError, err
+		}
+		bytesTotal += n
+		if bar != nil {
+			_ = bar.Add(1)
+		} else if !c.json && ((i+1)%50 == 0 || i+1 == len(items)) {
+			c.out("downloaded %d/%d\n", i+1, len(items))
+		}
+	}
+	if bar != nil {
+		_ = bar.Finish()
+		c.out("\n")
+	}
+	if c.json {
+		_ = json.NewEncoder(c.env.Stdout).Encode(map[string]any{"requestId": args[0], "files": len(items), "bytes": bytesTotal, "dir": dir, "missing": failed})
+	} else {
+		c.out("%d outputs (%s) in %s; %d of %d images have none (failed or not done yet: %s)\n", len(items), humanBytes(bytesTotal), dir, failed, total, status)
+	}
+	if failed > 0 {
+		return ExitFailed, nil
+	}
+	return ExitOK, nil
+}
+
+// fetchTo saves the output at link (a bucket link: no API key) to path.
+func (c *command) fetchTo(ctx context.Context, link, path string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		return 0, fmt.Errorf("output link %q: %w", link, err)
+	}
+	resp, err := c.env.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("downloading %s: %v; check your connection and run download again", link, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("downloading %s: %s (a signed link expires: run download again for fresh ones)", link, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, fmt.Errorf("creating %s: %w", path, err)
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// safeName keeps a serial number usable as a file name.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 || r < ' ' || strings.ContainsRune(`:*?"<>|`, r) {
+			return '_'
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if s == "" || s == "." || s == ".." {
+		return "product"
+	}
+	return s
+}
+
+// verifyWebhook checks a captured delivery: an HTTP request as received
+// (request line, headers, body), or a bare body with the webhook-* headers
+// given as "Name: value" lines before a blank line.
+func (c *command) verifyWebhook(args []string, secret string) (int, error) {
+	if len(args) != 0 {
+		return ExitError, errors.New("verify-webhook reads the delivery from standard input: imgpipe verify-webhook --secret whsec_... < delivery.http")
+	}
+	if secret == "" {
+		return ExitError, errors.New("no secret: pass --secret whsec_... (or IMGPIPE_WEBHOOK_SECRET), the secret the operator gave you")
+	}
+	v, err := webhook.NewVerifier(secret)
+	if err != nil {
+		return ExitError, fmt.Errorf("--secret is not a webhook secret (%v): it looks like whsec_ followed by base64", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(c.env.Stdin, 64<<20))
+	if err != nil {
+		return ExitError, fmt.Errorf("reading the delivery: %w", err)
+	}
+	h, body, err := parseDelivery(raw)
+	if err != nil {
+		return ExitError, err
+	}
+	p, err := v.Verify(body, h)
+	if err != nil {
+		return ExitError, fmt.Errorf("the delivery does not verify: %v (the wrong secret, a changed body, or a timestamp over 5 minutes old)", err)
+	}
+	if c.json {
+		_ = json.NewEncoder(c.env.Stdout).Encode(map[string]any{"valid": true, "webhookId": h.Get(webhook.HeaderID), "payload": p})
+		return ExitOK, nil
+	}
+	c.out("valid: delivery %s, %s for request %s (%s: %d processed, %d failed)\n",
+		h.Get(webhook.HeaderID), p.Event, p.RequestID, p.Status, p.ProcessedImages, p.FailedImages)
+	return ExitOK, nil
+}
+
+// parseDelivery splits a captured delivery into headers and body.
+func parseDelivery(raw []byte) (http.Header, []byte, error) {
+	norm := bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	head, body, ok := bytes.Cut(norm, []byte("\n\n"))
+	if !ok {
+		return nil, nil, errors.New("the delivery has no blank line between headers and body: capture the whole request")
+	}
+	h := http.Header{}
+	for i, line := range strings.Split(string(head), "\n") {
+		if i == 0 && (strings.HasPrefix(line, "POST ") || strings.HasPrefix(line, "PUT ")) {
+			continue // the request line
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, nil, fmt.Errorf("header line %d %q has no colon", i+1, line)
+		}
+		h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	if h.Get(webhook.HeaderSignature) == "" {
+		return nil, nil, fmt.Errorf("the delivery has no %s header: capture the headers as well as the body", webhook.HeaderSignature)
+	}
+	// The body is exactly what was sent: take it from the raw bytes.
+	if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 && bytes.Equal(bytes.ReplaceAll(raw[:i], []byte("\r\n"), []byte("\n")), head) {
+		body = raw[i+4:]
+	}
+	return h, body, nil
+}
