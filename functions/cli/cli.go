@@ -470,7 +470,9 @@ func (c *command) summary(ctx context.Context, s statusView, u uploaded) (int, e
 		for k := range reasons {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return reasons[keys[i]] > reasons[keys[j]] || (reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j]) })
+		sort.Slice(keys, func(i, j int) bool {
+			return reasons[keys[i]] > reasons[keys[j]] || (reasons[keys[i]] == reasons[keys[j]] && keys[i] < keys[j])
+		})
 		c.out("failed images by reason:\n")
 		for _, k := range keys {
 			c.out("  %-20s %d\n", k, reasons[k])
