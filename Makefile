@@ -32,7 +32,7 @@ REGION ?= us-central1
 TF := TF_IN_AUTOMATION=1 terraform -chdir=terraform
 CDKTF_GOOGLE := @cdktf/provider-google@16.12.1
 
-.PHONY: help tools dev demo bench bench-pipeline load fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
+.PHONY: help tools chromium dev demo bench bench-pipeline load fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
@@ -142,7 +142,14 @@ test-unit:
 # emulator into a failure, and any other skip is caught in the log.
 E2E_PKGS := ./functions ./functions/localstack
 MODULE := github.com/imgpipe/imgpipe
-test: lint deploy-check tools
+# The status page's test drives Debian's Chromium; installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get), for the status page's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: lint deploy-check tools chromium
 	@start=$$(date +%s); \
 	  $(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \

@@ -45,6 +45,10 @@ var OpenAPI []byte
 // api authenticates the caller's API key and counts the call against the
 // key's rate before routing. The contract needs no key.
 func api(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/view/") {
+		viewMux.ServeHTTP(w, r) // its signed link is the key
+		return
+	}
 	if r.URL.Path == "/api/openapi.yaml" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Header().Set("Cache-Control", "public, max-age=300")
@@ -151,6 +155,9 @@ type uploadResponse struct {
 	TotalImages int          `json:"totalImages"`
 	StatusURL   string       `json:"statusUrl"`
 	ReportURL   string       `json:"reportUrl"`
+	// ViewURL opens the request's status page in a browser, without an API
+	// key, until IMGPIPE_VIEW_LINK_TTL passes.
+	ViewURL string `json:"viewUrl"`
 }
 
 // upload accepts multipart/form-data (file in field "csv", optional fields
@@ -206,6 +213,7 @@ func upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, uploadResponse{
 		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
 		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
+		ViewURL: viewURL(d, base, req.ID),
 	})
 }
 
@@ -377,12 +385,17 @@ func report(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
-	id := r.PathValue("id")
 	owner, err := callerID(r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	serveReport(w, r, d, r.PathValue("id"), owner)
+}
+
+// serveReport answers request id's report; owner, when not empty, must own
+// it.
+func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner string) {
 	// Check the request exists before anything is written.
 	if err := d.svc.CheckAccess(r.Context(), id, owner); err != nil {
 		writeError(w, err)

@@ -30,6 +30,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/queue"
 	"github.com/imgpipe/imgpipe/shared/store"
 	"github.com/imgpipe/imgpipe/shared/tasks"
+	"github.com/imgpipe/imgpipe/shared/viewlink"
 	"github.com/imgpipe/imgpipe/shared/webhook"
 )
 
@@ -60,6 +61,7 @@ type deps struct {
 	store  *store.Store
 	bucket *blob.Bucket
 	keys   *access.Keys
+	views  *viewlink.Signer
 }
 
 var loadDeps = sync.OnceValues(func() (*deps, error) {
@@ -124,7 +126,11 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
 		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
 	}
-	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}}, nil
+	views, err := viewlink.NewSigner(cfg.WebhookSecrets)
+	if err != nil {
+		return nil, err
+	}
+	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
 })
 
 // pushTargets lists the Pub/Sub-triggered functions by name.

@@ -249,3 +249,15 @@ func TestImageID(t *testing.T) {
 		}
 	}
 }
+
+// Every reason code is said in words.
+func TestEveryReasonHasWords(t *testing.T) {
+	for _, code := range Reasons {
+		if code == ReasonHTTPPrefix+"NNN" {
+			code = "http_500"
+		}
+		if txt := ReasonText(code); strings.Contains(txt, "("+code+")") || !strings.HasSuffix(txt, ".") {
+			t.Errorf("%s has no words: %q", code, txt)
+		}
+	}
+}

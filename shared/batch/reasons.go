@@ -1,5 +1,7 @@
 package batch
 
+import "strings"
+
 // Reason codes: why an image failed, as users read it in the status, the
 // report and the webhook. Every code is defined here, once; the packages
 // that detect a failure use these constants.
@@ -44,4 +46,43 @@ var Reasons = []string{
 	ReasonDNSNotFound, ReasonConnectionFailed, ReasonCanceled,
 	ReasonNotAnImage, ReasonUnsupportedFormat, ReasonTooManyPixels, ReasonTooLargeDimension, ReasonCorruptImage,
 	ReasonStorageUnavailable, ReasonPublishFailed, ReasonDeadLettered, ReasonStalled, ReasonInternal,
+}
+
+// reasonTexts say each reason in words, for people (the status page).
+var reasonTexts = map[string]string{
+	ReasonBlockedAddress:     "The address is one imgpipe never fetches (private, loopback or a metadata server).",
+	ReasonUnsupportedScheme:  "The link is not an http or https URL on an allowed port.",
+	ReasonFetchTooLarge:      "The file is larger than the size limit.",
+	ReasonTimeout:            "The image host took too long to send the image.",
+	ReasonTooManyRedirects:   "The link redirected too many times.",
+	ReasonDNSNotFound:        "The host name does not exist.",
+	ReasonConnectionFailed:   "The image host refused or dropped the connection.",
+	ReasonCanceled:           "The image ran out of time before it was done.",
+	ReasonNotAnImage:         "The link does not lead to an image.",
+	ReasonUnsupportedFormat:  "The image is in a format imgpipe does not read (it reads JPEG, PNG, GIF and WebP).",
+	ReasonTooManyPixels:      "The image has more pixels than the limit.",
+	ReasonTooLargeDimension:  "The image is wider or taller than the limit.",
+	ReasonCorruptImage:       "The image is damaged and cannot be decoded.",
+	ReasonStorageUnavailable: "The compressed image could not be stored.",
+	ReasonPublishFailed:      "The image could not be queued when the upload arrived.",
+	ReasonDeadLettered:       "The image was tried too many times without success.",
+	ReasonStalled:            "The image made no progress and was given up on.",
+	ReasonInternal:           "Something went wrong on our side.",
+}
+
+// ReasonText says reason code in words.
+func ReasonText(code string) string {
+	if n, ok := strings.CutPrefix(code, ReasonHTTPPrefix); ok && n != "" {
+		switch n {
+		case "404", "410":
+			return "The image host says there is no image at this link (HTTP " + n + ")."
+		case "401", "403":
+			return "The image host refused to give the image (HTTP " + n + ")."
+		}
+		return "The image host answered HTTP " + n + " instead of the image."
+	}
+	if t, ok := reasonTexts[code]; ok {
+		return t
+	}
+	return "The image failed (" + code + ")."
 }

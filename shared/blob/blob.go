@@ -30,7 +30,9 @@ type Bucket struct {
 // Open connects to bucket. mode is auto, public or signed; auto links to
 // the emulator when STORAGE_EMULATOR_HOST is set, else to the public URL.
 func Open(ctx context.Context, bucket, mode string, signedTTL time.Duration) (*Bucket, error) {
-	c, err := storage.NewClient(ctx)
+	// Reads through the JSON API, as writes go: the XML API's object paths
+	// depend on the host name, which differs behind proxies and emulators.
+	c, err := storage.NewClient(ctx, storage.WithJSONReads())
 	if err != nil {
 		return nil, fmt.Errorf("storage.NewClient: %w", err)
 	}

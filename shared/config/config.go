@@ -54,6 +54,7 @@ type Config struct {
 	TasksServiceAccount    string        // identity of Cloud Tasks' OIDC tokens, checked by deliverWebhook
 	TasksOIDCAudience      string        // audience deliverWebhook requires: the delivery URL unless set
 	SweepURL               string        // the sweep function's URL, the audience of Cloud Scheduler's token
+	ViewLinkTTL            time.Duration // lifetime of a status page link
 	StallAfter             time.Duration // a request without progress this long is swept
 	SweepMaxRepublish      int           // republishings of one image before it is recorded stalled
 	WebhookInlineMaxImages int
@@ -89,6 +90,7 @@ var Variables = []Variable{
 	{"IMGPIPE_PUBLIC_URL", "", "base URL of the API in links we return; from the request when empty"},
 	{"IMGPIPE_OUTPUT_URLS", "auto", "output links: public (storage.googleapis.com), signed, or auto (emulator links under STORAGE_EMULATOR_HOST, else public)"},
 	{"IMGPIPE_SIGNED_URL_TTL", "168h", "lifetime of signed output links"},
+	{"IMGPIPE_VIEW_LINK_TTL", "720h", "lifetime of the status page link (viewUrl) an upload answers"},
 	{"IMGPIPE_ALLOW_LOOPBACK", "false", "allow fetching from loopback addresses: local stack only"},
 	{"IMGPIPE_ALLOW_ADDRESSES", "", "CIDR prefixes fetched even though private (e.g. an internal image host); empty by default"},
 	{"IMGPIPE_ALLOWED_PORTS", "80,443,8080,8443", "ports image and webhook URLs may use (allowed addresses: any)"},
@@ -211,6 +213,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		PublicURL:              str("IMGPIPE_PUBLIC_URL"),
 		OutputURLs:             str("IMGPIPE_OUTPUT_URLS"),
 		SignedURLTTL:           dur("IMGPIPE_SIGNED_URL_TTL"),
+		ViewLinkTTL:            dur("IMGPIPE_VIEW_LINK_TTL"),
 		AllowLoopback:          boolean("IMGPIPE_ALLOW_LOOPBACK"),
 		FetchTimeout:           dur("IMGPIPE_FETCH_TIMEOUT"),
 		MaxFetchesPerHost:      int(num("IMGPIPE_MAX_FETCHES_PER_HOST", 1, 1000)),

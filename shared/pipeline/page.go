@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/fault"
+)
+
+// ImageView is one image as the status page shows it.
+type ImageView struct {
+	Ref          batch.ImageRef
+	InputURL     string
+	State        string // "done", "failed" or "pending"
+	InputBytes   int64
+	OutputBytes  int64
+	SavedPercent float64
+	OutputURL    string
+	Reason       string // the code, for failed images
+	ReasonText   string // the code in words
+}
+
+// ProductPage is one product with its images, as the status page shows it.
+type ProductPage struct {
+	Index        int
+	SerialNumber string
+	ProductName  string
+	Images       []ImageView
+}
+
+// PageProducts returns products [from, to) of request r with each image's
+// outcome, for the status page. It reads only those products and their
+// results.
+func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to int) ([]ProductPage, error) {
+	products, err := s.Requests.Products(ctx, r, from, to)
+	if err != nil {
+		return nil, err
+	}
+	results, err := s.Results.Results(ctx, r.ID, from, products)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProductPage, len(products))
+	for i, p := range products {
+		pp := ProductPage{Index: from + i, SerialNumber: p.SerialNumber, ProductName: p.ProductName}
+		for u, in := range p.InputURLs {
+			ref := batch.ImageRef{Product: from + i, URL: u}
+			iv := ImageView{Ref: ref, InputURL: in, State: "pending"}
+			if res, ok := results[ref]; ok {
+				switch res.State {
+				case batch.ImageDone:
+					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, s.Bucket.URL(res.Object)
+					if res.InputBytes > 0 {
+						iv.SavedPercent = math.Round(1000*float64(res.InputBytes-res.OutBytes)/float64(res.InputBytes)) / 10
+					}
+				default:
+					iv.State, iv.Reason, iv.ReasonText = "failed", res.Reason, batch.ReasonText(res.Reason)
+				}
+			}
+			pp.Images = append(pp.Images, iv)
+		}
+		out[i] = pp
+	}
+	return out, nil
+}
+
+// Image returns one image of request r: its input URL and, once it has
+// one, its result.
+func (s *Service) Image(ctx context.Context, r batch.Request, ref batch.ImageRef) (inputURL string, res batch.ImageResult, found bool, err error) {
+	if ref.Product < 0 || ref.Product >= r.ProductCount {
+		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
+	}
+	products, err := s.Requests.Products(ctx, r, ref.Product, ref.Product+1)
+	if err != nil {
+		return "", res, false, err
+	}
+	if len(products) != 1 || ref.URL < 0 || ref.URL >= len(products[0].InputURLs) {
+		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
+	}
+	res, found, err = s.Results.ImageResult(ctx, r.ID, ref)
+	return products[0].InputURLs[ref.URL], res, found, err
+}
+
+// Request reads a request (no owner check: the caller has checked access
+// its own way, as the status page does with its signed link).
+func (s *Service) Request(ctx context.Context, id string) (batch.Request, error) {
+	return s.Requests.GetRequest(ctx, id)
+}
