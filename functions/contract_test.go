@@ -14,6 +14,8 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 	verrors "github.com/pb33f/libopenapi-validator/errors"
 	"github.com/pb33f/libopenapi-validator/helpers"
+	"github.com/pb33f/libopenapi-validator/schema_validation"
+	"github.com/pb33f/libopenapi/datamodel/high/base"
 
 	"github.com/imgpipe/imgpipe/functions"
 )
@@ -23,8 +25,9 @@ import (
 // headers, body), and each request the API accepted (a request it refused
 // may break the contract on purpose; its error answer is still checked).
 type contract struct {
-	v    validator.Validator
-	next http.RoundTripper
+	v       validator.Validator
+	next    http.RoundTripper
+	webhook *base.Schema // the webhook payload's schema
 
 	mu         sync.Mutex
 	checked    int
@@ -43,7 +46,31 @@ func newContract(next http.RoundTripper) (*contract, error) {
 	if ok, errs := v.ValidateDocument(); !ok {
 		return nil, fmt.Errorf("openapi.yaml is not a valid OpenAPI document: %s", describe(errs))
 	}
-	return &contract{v: v, next: next}, nil
+	model, err := doc.BuildV3Model()
+	if err != nil {
+		return nil, fmt.Errorf("libopenapi.BuildV3Model: %w", err)
+	}
+	proxy, ok := model.Model.Components.Schemas.Get("WebhookPayload")
+	if !ok {
+		return nil, fmt.Errorf("openapi.yaml has no WebhookPayload schema")
+	}
+	return &contract{v: v, next: next, webhook: proxy.Schema()}, nil
+}
+
+// checkWebhook validates a webhook delivery's body against the document's
+// webhook payload; "" when it matches. Receivers in the tests call it on
+// every delivery.
+func (c *contract) checkWebhook(body []byte) string {
+	ok, errs := schema_validation.NewSchemaValidator().ValidateSchemaBytes(c.webhook, body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.checked++
+	if ok {
+		return ""
+	}
+	msg := fmt.Sprintf("webhook delivery: %s (body: %.300s)", describe(errs), body)
+	c.mismatches = append(c.mismatches, msg)
+	return msg
 }
 
 func (c *contract) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -181,6 +208,14 @@ func TestContractCatchesAMismatch(t *testing.T) {
 		{"an undocumented status code", "/api/status/r1", 418, `{"error":{"code":"internal","message":"teapot"}}`, false},
 		{"an unknown path answered not_found", "/api/nothing", 404, `{"error":{"code":"not_found","message":"no such endpoint"}}`, true},
 		{"an unknown path answered otherwise", "/api/nothing", 200, `{"ok":true}`, false},
+	}
+	hook := `{"event":"request.completed","requestId":"r1","status":"COMPLETED","totalImages":1,"processedImages":1,"failedImages":0,` +
+		`"completedAt":"2026-12-01T10:00:00Z","statusUrl":"https://x/api/status/r1","reportUrl":"https://x/api/report/r1","products":[]}`
+	if p := c.checkWebhook([]byte(hook)); p != "" {
+		t.Errorf("a documented webhook payload: %s", p)
+	}
+	if p := c.checkWebhook([]byte(strings.Replace(hook, `"status":"COMPLETED"`, `"status":"DONE"`, 1))); p == "" {
+		t.Error("a webhook payload with an undocumented status passed")
 	}
 	for _, tc := range cases {
 		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080"+tc.path, nil)

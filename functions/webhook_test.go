@@ -63,6 +63,11 @@ func newReceiver(t *testing.T, code func(n int) int) *receiver {
 	rc := &receiver{code: code}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if api != nil {
+			if p := api.checkWebhook(b); p != "" {
+				t.Error(p)
+			}
+		}
 		rc.mu.Lock()
 		rc.got = append(rc.got, received{at: time.Now(), header: r.Header.Clone(), body: b})
 		n := len(rc.got)
