@@ -1,3 +1,5 @@
+//go:build faults
+
 package functions_test
 
 import (
@@ -20,6 +22,9 @@ import (
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/viewlink"
 )
+
+// The browser tests are built with the end-to-end suite (-tags faults, as
+// make test runs it): chromedp is too heavy for this package's fuzz builds.
 
 // chromium starts a headless Chromium (Debian's; make test installs it)
 // and returns a browser context.

@@ -63,8 +63,8 @@ func newReceiver(t *testing.T, code func(n int) int) *receiver {
 	rc := &receiver{code: code}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		if api != nil {
-			if p := api.checkWebhook(b); p != "" {
+		if webhookCheck != nil {
+			if p := webhookCheck(b); p != "" {
 				t.Error(p)
 			}
 		}
