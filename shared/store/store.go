@@ -11,17 +11,28 @@ import (
 
 // Store wraps one Firestore client; create it once per instance.
 type Store struct {
-	fs *firestore.Client
+	fs  *firestore.Client
+	ops *opCounter
 }
 
 // Open connects to the project's default database.
 func Open(ctx context.Context, project string) (*Store, error) {
-	fs, err := firestore.NewClient(ctx, project)
+	ops := &opCounter{}
+	opts, err := ops.options()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := firestore.NewClient(ctx, project, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("firestore.NewClient: %w", err)
 	}
-	return &Store{fs: fs}, nil
+	return &Store{fs: fs, ops: ops}, nil
 }
+
+// Ops returns the Firestore operations this Store's client has made so
+// far (its every user: the pipeline, and the access keys on the same
+// client).
+func (s *Store) Ops() Ops { return s.ops.snapshot() }
 
 // Close releases the client.
 func (s *Store) Close() error { return s.fs.Close() }
