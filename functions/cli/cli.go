@@ -28,6 +28,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/webhook"
 )
 
@@ -344,34 +346,10 @@ func (c *command) upload(ctx context.Context, args []string, quality int, hook s
 	return c.summary(ctx, s, u)
 }
 
-// statusView is the part of GET /api/status/{id} the CLI reads.
-type statusView struct {
-	RequestID       string  `json:"requestId"`
-	Status          string  `json:"status"`
-	TotalImages     int     `json:"totalImages"`
-	ProcessedImages int     `json:"processedImages"`
-	FailedImages    int     `json:"failedImages"`
-	InputBytes      int64   `json:"inputBytes"`
-	OutputBytes     int64   `json:"outputBytes"`
-	SavedBytes      int64   `json:"savedBytes"`
-	SavedPercent    float64 `json:"savedPercent"`
-	Products        []struct {
-		SerialNumber    string   `json:"serialNumber"`
-		ProductName     string   `json:"productName"`
-		InputImageURLs  []string `json:"inputImageUrls"`
-		OutputImageURLs []string `json:"outputImageUrls"`
-		Errors          []struct {
-			Index   int    `json:"index"`
-			Reason  string `json:"reason"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	} `json:"products"`
-	Page struct {
-		NextOffset *int `json:"nextOffset"`
-	} `json:"page"`
-}
+// statusView is what GET /api/status/{id} answers.
+type statusView = pipeline.StatusView
 
-func (s statusView) finished() bool { return s.Status == "COMPLETED" || s.Status == "FAILED" }
+func finished(s statusView) bool { return s.Status == batch.Completed || s.Status == batch.Failed }
 
 // watch polls the status until the request finishes, showing progress: a
 // live bar on a terminal, a plain line every few seconds otherwise.
@@ -395,17 +373,17 @@ func (c *command) watch(ctx context.Context, id string, total int) (statusView, 
 			if s.FailedImages > 0 {
 				bar.Describe(fmt.Sprintf("compressing (%d failed)", s.FailedImages))
 			}
-		case !c.json && (time.Since(lastLine) >= 2*time.Second || s.finished()):
+		case !c.json && (time.Since(lastLine) >= 2*time.Second || finished(s)):
 			lastLine = time.Now()
 			rate := float64(done) / time.Since(start).Seconds()
 			eta := "–"
-			if rate > 0 && !s.finished() {
+			if rate > 0 && !finished(s) {
 				eta = (time.Duration(float64(s.TotalImages-done)/rate) * time.Second).Round(time.Second).String()
 			}
 			c.out("progress: %d/%d (%d processed, %d failed), %.1f images/s, ETA %s\n",
 				done, s.TotalImages, s.ProcessedImages, s.FailedImages, rate, eta)
 		}
-		if s.finished() {
+		if finished(s) {
 			if bar != nil {
 				_ = bar.Finish()
 				c.out("\n")
@@ -519,7 +497,7 @@ func (c *command) status(ctx context.Context, args []string) (int, error) {
 		return ExitError, fmt.Errorf("the server's answer is not an imgpipe status (%v): is --url the imgpipe API?", err)
 	}
 	code := ExitOK
-	if s.finished() && s.FailedImages > 0 {
+	if finished(s) && s.FailedImages > 0 {
 		code = ExitFailed
 	}
 	if c.json {
@@ -581,7 +559,7 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 	var items []item
 	failed, offset := 0, 0
 	total := 0
-	status := ""
+	var status batch.Status
 	for {
 		var s statusView
 		if err := c.getJSON(ctx, fmt.Sprintf("/api/status/%s?offset=%d", url.PathEscape(args[0]), offset), &s); err != nil {

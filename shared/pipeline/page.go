@@ -19,6 +19,7 @@ type ImageView struct {
 	OutputURL    string
 	Reason       string // the code, for failed images
 	ReasonText   string // the code in words
+	Message      string // what failed, in detail
 }
 
 // ProductPage is one product with its images, as the status page shows it.
@@ -30,8 +31,8 @@ type ProductPage struct {
 }
 
 // PageProducts returns products [from, to) of request r with each image's
-// outcome, for the status page. It reads only those products and their
-// results.
+// outcome: what the status page shows, and what the status and the report
+// are made from. It reads only those products and their results.
 func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to int) ([]ProductPage, error) {
 	products, err := s.Requests.Products(ctx, r, from, to)
 	if err != nil {
@@ -55,7 +56,7 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 						iv.SavedPercent = math.Round(1000*float64(res.InputBytes-res.OutBytes)/float64(res.InputBytes)) / 10
 					}
 				default:
-					iv.State, iv.Reason, iv.ReasonText = "failed", res.Reason, batch.ReasonText(res.Reason)
+					iv.State, iv.Reason, iv.ReasonText, iv.Message = "failed", res.Reason, batch.ReasonText(res.Reason), res.Error
 				}
 			}
 			pp.Images = append(pp.Images, iv)

@@ -127,25 +127,21 @@ func (s *Service) getOwned(ctx context.Context, id, owner string) (batch.Request
 }
 
 func (s *Service) productViews(ctx context.Context, r batch.Request, from, to int) ([]ProductView, error) {
-	products, err := s.Requests.Products(ctx, r, from, to)
+	pages, err := s.PageProducts(ctx, r, from, to)
 	if err != nil {
 		return nil, err
 	}
-	results, err := s.Results.Results(ctx, r.ID, from, products)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ProductView, len(products))
-	for i, p := range products {
-		pv := ProductView{SerialNumber: p.SerialNumber, ProductName: p.ProductName, InputImageURLs: p.InputURLs, OutputImageURLs: make([]string, len(p.InputURLs))}
-		for u, in := range p.InputURLs {
-			res, ok := results[batch.ImageRef{Product: from + i, URL: u}]
-			switch {
-			case !ok:
-			case res.State == batch.ImageDone:
-				pv.OutputImageURLs[u] = s.Bucket.URL(res.Object)
-			default:
-				pv.Errors = append(pv.Errors, ImageError{Index: u, InputURL: in, Reason: res.Reason, Message: res.Error})
+	out := make([]ProductView, len(pages))
+	for i, p := range pages {
+		pv := ProductView{SerialNumber: p.SerialNumber, ProductName: p.ProductName,
+			InputImageURLs: make([]string, len(p.Images)), OutputImageURLs: make([]string, len(p.Images))}
+		for u, im := range p.Images {
+			pv.InputImageURLs[u] = im.InputURL
+			switch im.State {
+			case "done":
+				pv.OutputImageURLs[u] = im.OutputURL
+			case "failed":
+				pv.Errors = append(pv.Errors, ImageError{Index: u, InputURL: im.InputURL, Reason: im.Reason, Message: im.Message})
 			}
 		}
 		out[i] = pv
