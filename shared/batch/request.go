@@ -23,6 +23,14 @@ type Request struct {
 	Failed       int       `firestore:"failedImages"`
 }
 
+// ChunkEnd is the product index one past chunk ci's last product.
+func (r Request) ChunkEnd(ci int) int {
+	if ci+1 < len(r.ChunkStarts) {
+		return r.ChunkStarts[ci+1]
+	}
+	return r.ProductCount
+}
+
 // Completion is the request's completion record.
 type Completion struct {
 	Status    Status    `firestore:"status"`

@@ -47,15 +47,8 @@ func TestEachURLFetchedOncePerRequest(t *testing.T) {
 	if len(h.msgs) != 10 {
 		t.Fatalf("%d messages for 10 distinct photos", len(h.msgs))
 	}
+	h.deliverAllAtOnce(1)
 	var wg sync.WaitGroup
-	for _, m := range h.msgs {
-		wg.Go(func() {
-			if err := h.deliver(m, 1); err != nil {
-				t.Errorf("%s: %v", m.Image.ID(), err)
-			}
-		})
-	}
-	wg.Wait()
 	f, p := fetches.Load(), puts.Load()
 	if f != 10 || p != 10 {
 		t.Errorf("%d fetches and %d stores for 10 photos", f, p)

@@ -175,10 +175,7 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 	var lastErr error
 	next := 0 // the first of idx.firsts not yet published
 	for ci, start := range r.ChunkStarts {
-		end := r.ProductCount
-		if ci+1 < len(r.ChunkStarts) {
-			end = r.ChunkStarts[ci+1]
-		}
+		end := r.ChunkEnd(ci)
 		var products []batch.Product
 		err := retryTransient(ctx, func() (err error) {
 			products, err = s.Requests.Products(ctx, r, start, end)

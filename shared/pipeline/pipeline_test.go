@@ -96,6 +96,21 @@ func (h *harness) deliver(m queue.ImageMessage, attempt int) error {
 	return h.svc.Compress(context.Background(), m, attempt)
 }
 
+// deliverAllAtOnce hands every published message to Compress at once, as
+// delivery attempt n.
+func (h *harness) deliverAllAtOnce(attempt int) {
+	h.t.Helper()
+	var wg sync.WaitGroup
+	for _, m := range h.msgs {
+		wg.Go(func() {
+			if err := h.deliver(m, attempt); err != nil {
+				h.t.Errorf("%s: %v", m.Image.ID(), err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // checkFinished asserts the request finished with these counts, every
 // image has one result, and the hook ran once.
 func (h *harness) checkFinished(r batch.Request, processed, failed int, status batch.Status) {

@@ -66,15 +66,7 @@ func TestThrottlingHostIsWaitedFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for _, m := range h.msgs {
-		wg.Go(func() {
-			if err := h.deliver(m, 1); err != nil {
-				t.Errorf("%s: %v", m.Image.ID(), err)
-			}
-		})
-	}
-	wg.Wait()
+	h.deliverAllAtOnce(1)
 	h.checkFinished(r, 16, 0, batch.Completed)
 	if p := peak.Load(); p > perHost {
 		t.Errorf("the host saw %d fetches at once from one instance, the cap is %d", p, perHost)

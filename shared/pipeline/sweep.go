@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
@@ -76,9 +77,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (SweepReport, error)
 	}
 	rep.Errors = len(errs)
 	// The line the stalled-sweep alert of terraform/monitoring.tf reads.
-	s.Log.Info("sweep finished", "pendingRequests", rep.Pending, "stalledRequests", rep.Stalled,
-		"completedRequests", rep.Completed, "imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished,
-		"imagesStalled", rep.GaveUp, "errors", rep.Errors)
+	logSweep(s.Log, rep)
 	return rep, errors.Join(errs...)
 }
 
@@ -96,9 +95,15 @@ func (s *Service) SweepRequest(ctx context.Context, id string, now time.Time) (S
 	if err != nil {
 		rep.Errors = 1
 	}
-	s.Log.Info("sweep finished", "requestId", id, "stalledRequests", rep.Stalled, "completedRequests", rep.Completed,
-		"imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished, "imagesStalled", rep.GaveUp, "errors", rep.Errors)
+	logSweep(s.Log.With("requestId", id), rep)
 	return rep, err
+}
+
+// logSweep logs what a sweep did.
+func logSweep(l *slog.Logger, rep SweepReport) {
+	l.Info("sweep finished", "pendingRequests", rep.Pending, "stalledRequests", rep.Stalled,
+		"completedRequests", rep.Completed, "imagesInFlight", rep.InFlight, "imagesRepublished", rep.Republished,
+		"imagesStalled", rep.GaveUp, "errors", rep.Errors)
 }
 
 // sweepOne acts on request r if it made no progress since quietSince.
@@ -235,10 +240,7 @@ func (s *Service) imagesWithoutResult(ctx context.Context, r batch.Request, limi
 	var out []stalledImage
 	image := 0 // running index of the chunk's first image
 	for ci, start := range r.ChunkStarts {
-		end := r.ProductCount
-		if ci+1 < len(r.ChunkStarts) {
-			end = r.ChunkStarts[ci+1]
-		}
+		end := r.ChunkEnd(ci)
 		products, err := s.Requests.Products(ctx, r, start, end)
 		if err != nil {
 			return nil, err
