@@ -175,13 +175,13 @@ fuzz: tools
 # Compression benchmark: corpus from Debian wallpaper packages, sharp from
 # npm into .bench/node (throwaway), both paths on the same files, one core.
 bench:
-	@functions/cmd/imgbench/corpus.sh .bench
+	@go build -o $(BIN)/imgbench ./functions/cmd/imgbench
+	@functions/cmd/imgbench/corpus.sh .bench $(BIN)/imgbench
 	@if [ ! -d .bench/node/node_modules/sharp ]; then mkdir -p .bench/node && cd .bench/node \
 	  && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error sharp@$(SHARP_VERSION) >/dev/null; fi
 	@rm -rf .bench/sharp-out && mkdir -p .bench/sharp-out
 	@echo "sharp $(SHARP_VERSION): compressing the corpus"
 	@cp functions/cmd/imgbench/sharp.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp.mjs ../corpus ../sharp-out $(BENCH_REPS) > ../sharp.json
-	@go build -o $(BIN)/imgbench ./functions/cmd/imgbench
 	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/table.md
 	@echo "(per-file figures: .bench/files.txt)"
 	@IMGPIPE_BENCH_CORPUS=$(CURDIR)/.bench/corpus go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework

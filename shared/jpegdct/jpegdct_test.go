@@ -181,13 +181,21 @@ func BenchmarkRecompress(b *testing.B) {
 }
 
 // BenchmarkCorpus recompresses every JPEG of $IMGPIPE_BENCH_CORPUS (make
-// bench fetches one into .bench/corpus) per iteration; for profiling.
+// bench fetches one into .bench/corpus) per iteration, or those matching
+// $IMGPIPE_BENCH_FILES (a glob, for profiling one class).
 func BenchmarkCorpus(b *testing.B) {
 	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
 	if dir == "" {
 		b.Skip("IMGPIPE_BENCH_CORPUS not set")
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	pattern := os.Getenv("IMGPIPE_BENCH_FILES")
+	if pattern == "" {
+		pattern = "*.jpg"
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, pattern))
+	if len(files) == 0 {
+		b.Fatalf("no file matches %s in %s", pattern, dir)
+	}
 	var ins [][]byte
 	for _, f := range files {
 		in, err := os.ReadFile(f)
@@ -282,4 +290,27 @@ func goroot(t testing.TB) string {
 		t.Fatalf("go env GOROOT: %v", err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// TestQualityEstimate checks the estimate on image/jpeg's own output at
+// qualities across the range, and on a table no quality writes exactly.
+func TestQualityEstimate(t *testing.T) {
+	src := image.NewGray(image.Rect(0, 0, 16, 16))
+	for _, q := range []int{10, 50, 75, 81, 90, 95, 100} {
+		var b bytes.Buffer
+		if err := jpeg.Encode(&b, src, &jpeg.Options{Quality: q}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Decode(b.Bytes(), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Quality(); got != q {
+			t.Errorf("quality %d estimated as %d", q, got)
+		}
+		m.qt[m.comps[0].tq][5]++ // one step off: still nearest q
+		if got := m.Quality(); got != q {
+			t.Errorf("quality %d with one table entry off estimated as %d", q, got)
+		}
+	}
 }

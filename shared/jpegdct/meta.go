@@ -54,3 +54,27 @@ func iccIsSRGB(seg []byte) bool {
 	p := seg[prefix+2:]
 	return bytes.Contains(p, []byte("sRGB")) || bytes.Contains(p, []byte("s\x00R\x00G\x00B"))
 }
+
+// Quality estimates the IJG quality (1..100) the image was written at: the
+// quality whose scaled standard luma table is nearest its own (sum of
+// absolute differences). Encoders with tables of their own (some cameras,
+// Photoshop) get the nearest IJG quality; 0 when the luma table is unknown.
+func (m *Image) Quality() int {
+	if len(m.comps) == 0 || !m.qtSet[m.comps[0].tq] {
+		return 0
+	}
+	t := &m.qt[m.comps[0].tq]
+	best, bestDiff := 0, -1
+	for q := 1; q <= 100; q++ {
+		luma, _ := QualityTables(q)
+		diff := 0
+		for k := range luma {
+			d := int(luma[k]) - int(t[k])
+			diff += max(d, -d)
+		}
+		if bestDiff < 0 || diff < bestDiff {
+			best, bestDiff = q, diff
+		}
+	}
+	return best
+}

@@ -55,9 +55,18 @@ func main() {
 	reps := flag.Int("reps", 3, "runs per file and path; the median counts")
 	one := flag.String("one", "", "internal: compress this file once with -path and print peak RSS")
 	path := flag.String("path", "imgpipe", "internal: imgpipe or stdlib")
+	ppm := flag.String("ppm", "", "corpus.sh: write this image as a binary PPM to stdout (transparency on white)")
+	half := flag.Bool("half", false, "with -ppm: halve the image first (Lanczos), which washes out an earlier JPEG's artefacts")
 	flag.Parse()
 	if *one != "" {
 		peak(*one, *path)
+		return
+	}
+	if *ppm != "" {
+		if err := writePPM(*ppm, *half); err != nil {
+			fmt.Fprintln(os.Stderr, "imgbench:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	runtime.GOMAXPROCS(1)
@@ -96,6 +105,34 @@ func class(name string, in []byte) string {
 		kind = "progressive"
 	}
 	return "JPEG " + kind + " " + m.Sampling()
+}
+
+func quality(in []byte) int {
+	m, err := jpegdct.Decode(in, jpegdct.Limits{})
+	if err != nil {
+		return 0
+	}
+	return m.Quality()
+}
+
+// band is the row of a JPEG's input quality (as estimated from its luma
+// table), "" for other inputs.
+func band(name string, in []byte) string {
+	if strings.HasSuffix(strings.ToLower(name), ".png") {
+		return ""
+	}
+	m, err := jpegdct.Decode(in, jpegdct.Limits{})
+	if err != nil {
+		return ""
+	}
+	switch q := m.Quality(); {
+	case q <= 80:
+		return "JPEG input quality ≤ 80"
+	case q <= 90:
+		return "JPEG input quality 81–90"
+	default:
+		return "JPEG input quality > 90"
+	}
 }
 
 func median(f func() error, reps int) (float64, error) {
@@ -145,7 +182,7 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 		files, fallback int
 		r               [3]row
 	}
-	classes := map[string]*agg{}
+	classes, bands := map[string]*agg{}, map[string]*agg{}
 	var biggest string
 	var biggestMP float64
 	for _, name := range names {
@@ -192,24 +229,33 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 		}
 		rs[2] = row{mp: mp, sec: sr.MS / 1000, in: len(in), out: sr.Bytes, ssim: imagequality.SSIM(src, so), ok: true}
 		c := class(base, in)
-		a := classes[c]
-		if a == nil {
-			a = &agg{}
-			classes[c] = a
+		for _, to := range []struct {
+			m map[string]*agg
+			k string
+		}{{classes, c}, {bands, band(base, in)}} {
+			m, k := to.m, to.k
+			if k == "" {
+				continue
+			}
+			a := m[k]
+			if a == nil {
+				a = &agg{}
+				m[k] = a
+			}
+			a.files++
+			if rs[0].fellBack {
+				a.fallback++
+			}
+			for i := range rs {
+				a.r[i].mp += rs[i].mp
+				a.r[i].sec += rs[i].sec
+				a.r[i].in += rs[i].in
+				a.r[i].out += rs[i].out
+				a.r[i].ssim += rs[i].ssim
+			}
 		}
-		a.files++
-		if rs[0].fellBack {
-			a.fallback++
-		}
-		for i := range rs {
-			a.r[i].mp += rs[i].mp
-			a.r[i].sec += rs[i].sec
-			a.r[i].in += rs[i].in
-			a.r[i].out += rs[i].out
-			a.r[i].ssim += rs[i].ssim
-		}
-		fmt.Fprintf(os.Stderr, "%-44s %-26s %5.1f MP  imgpipe %6.1f MP/s %8d B %.4f | stdlib %6.1f MP/s %8d B %.4f | sharp %6.1f MP/s %8d B %.4f\n",
-			base, c, mp, mp/rs[0].sec, rs[0].out, rs[0].ssim, mp/rs[1].sec, rs[1].out, rs[1].ssim, mp/rs[2].sec, rs[2].out, rs[2].ssim)
+		fmt.Fprintf(os.Stderr, "%-44s %-26s q%-3d %5.1f MP  imgpipe %6.1f MP/s %8d B %.4f | stdlib %6.1f MP/s %8d B %.4f | sharp %6.1f MP/s %8d B %.4f\n",
+			base, c, quality(in), mp, mp/rs[0].sec, rs[0].out, rs[0].ssim, mp/rs[1].sec, rs[1].out, rs[1].ssim, mp/rs[2].sec, rs[2].out, rs[2].ssim)
 	}
 	keys := make([]string, 0, len(classes))
 	for k := range classes {
@@ -243,6 +289,11 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 			add(&jpegs)
 		}
 	}
+	for _, k := range []string{"JPEG input quality ≤ 80", "JPEG input quality 81–90", "JPEG input quality > 90"} {
+		if a := bands[k]; a != nil {
+			printRow(k, a.files, a.r)
+		}
+	}
 	printRow("**all JPEG**", jpegs.files, jpegs.r)
 	printRow("**all**", tot.files, tot.r)
 	if biggest != "" {
@@ -258,6 +309,32 @@ func printRow(label string, n int, r [3]row) {
 	fmt.Printf("| %s | %d | %.1f | %.1f | %.1f | **%.2f×** | %.3f | %.3f | **%.3f×** | %.4f | %.4f | %.4f |\n",
 		label, n, mps(r[0]), mps(r[1]), mps(r[2]), mps(r[0])/mps(r[2]), ratio(r[0]), ratio(r[2]),
 		float64(r[0].out)/float64(r[2].out), r[0].ssim/float64(n), r[1].ssim/float64(n), r[2].ssim/float64(n))
+}
+
+// writePPM prints file as a binary PPM (P6), the input cjpeg reads; with
+// half, at half its size.
+func writePPM(file string, half bool) error {
+	in, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	img, err := decode(in)
+	if err != nil {
+		return err
+	}
+	if half {
+		img = imaging.Resize(img, img.Bounds().Dx()/2, 0, imaging.Lanczos)
+	}
+	b := img.Bounds()
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	fmt.Fprintf(w, "P6\n%d %d\n255\n", b.Dx(), b.Dy())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			w.Write([]byte{byte(r >> 8), byte(g >> 8), byte(bl >> 8)})
+		}
+	}
+	return w.Flush()
 }
 
 // childPeak runs one compression in a fresh process and returns its peak RSS.
