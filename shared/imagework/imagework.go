@@ -142,8 +142,23 @@ func pixelPath(in []byte, format string, q int) (Result, error) {
 	if err != nil {
 		return Result{}, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
 	}
-	rgba := opaqueRGBA(img)
-	return Result{JPEG: jpegdct.EncodeRGBA(rgba, q), Format: format, Width: rgba.Rect.Dx(), Height: rgba.Rect.Dy(), Path: "pixel"}, nil
+	b := img.Bounds()
+	return Result{JPEG: encodeOnWhite(img, q), Format: format, Width: b.Dx(), Height: b.Dy(), Path: "pixel"}, nil
+}
+
+// encodeOnWhite encodes img at quality q, transparency on white. The
+// decoders' usual forms are encoded as they are; others are flattened to a
+// copy first.
+func encodeOnWhite(img image.Image, q int) []byte {
+	switch m := img.(type) {
+	case *image.NRGBA:
+		return jpegdct.EncodeNRGBA(m, q)
+	case *image.RGBA:
+		if m.Opaque() {
+			return jpegdct.EncodeRGBA(m, q)
+		}
+	}
+	return jpegdct.EncodeRGBA(opaqueRGBA(img), q)
 }
 
 // opaqueRGBA returns img as an opaque *image.RGBA (transparent pixels
@@ -153,6 +168,9 @@ func opaqueRGBA(img image.Image) *image.RGBA {
 	if n, ok := img.(*image.NRGBA); ok && n.Opaque() {
 		// With every alpha 255, NRGBA and RGBA bytes are the same.
 		return &image.RGBA{Pix: n.Pix, Stride: n.Stride, Rect: n.Rect}
+	}
+	if r, ok := img.(*image.RGBA); ok && r.Opaque() {
+		return r
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 	draw.Draw(dst, dst.Rect, &image.Uniform{C: color.White}, image.Point{}, draw.Src)

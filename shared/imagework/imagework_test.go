@@ -368,3 +368,31 @@ func goroot(t testing.TB) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// BenchmarkCorpusPNG compresses every PNG of $IMGPIPE_BENCH_CORPUS (make
+// bench fetches one into .bench/corpus) per iteration; for profiling.
+func BenchmarkCorpusPNG(b *testing.B) {
+	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
+	if dir == "" {
+		b.Skip("IMGPIPE_BENCH_CORPUS not set")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	if len(files) == 0 {
+		b.Fatalf("no PNG in %s", dir)
+	}
+	var ins [][]byte
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	for b.Loop() {
+		for _, in := range ins {
+			if _, err := Compress(in, 50, DefaultLimits); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

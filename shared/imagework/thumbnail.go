@@ -6,7 +6,6 @@ import (
 	"github.com/disintegration/imaging"
 
 	"github.com/imgpipe/imgpipe/shared/fault"
-	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
 
 // Thumbnail decodes an image (within lim), turns it upright by its EXIF
@@ -24,5 +23,5 @@ func Thumbnail(in []byte, maxSide int, lim Limits) ([]byte, error) {
 	if b.Dx() > maxSide || b.Dy() > maxSide {
 		img = imaging.Fit(img, maxSide, maxSide, imaging.CatmullRom)
 	}
-	return jpegdct.EncodeRGBA(opaqueRGBA(img), 75), nil
+	return encodeOnWhite(img, 75), nil
 }

@@ -13,7 +13,19 @@ import (
 // Alpha is ignored: flatten first.
 func EncodeRGBA(img *image.RGBA, quality int) []byte {
 	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
+	return encodePixels(img.Pix[(b.Min.Y-img.Rect.Min.Y)*img.Stride+(b.Min.X-img.Rect.Min.X)*4:], img.Stride, b.Dx(), b.Dy(), false, quality)
+}
+
+// EncodeNRGBA is EncodeRGBA for non-premultiplied RGBA, composited onto
+// white as it is read (no flattened copy of the image is made).
+func EncodeNRGBA(img *image.NRGBA, quality int) []byte {
+	b := img.Bounds()
+	return encodePixels(img.Pix[(b.Min.Y-img.Rect.Min.Y)*img.Stride+(b.Min.X-img.Rect.Min.X)*4:], img.Stride, b.Dx(), b.Dy(), true, quality)
+}
+
+// encodePixels encodes w×h 4-byte pixels from pix (stride bytes a row);
+// with alpha, each is non-premultiplied and put on white.
+func encodePixels(pix []byte, stride, w, h int, alpha bool, quality int) []byte {
 	f := &frame{width: w, height: h, mcusX: (w + 15) / 16, mcusY: (h + 15) / 16}
 	f.qt[0], f.qt[1] = QualityTables(quality)
 	mk := func(id byte, hv int) *component {
@@ -35,10 +47,15 @@ func EncodeRGBA(img *image.RGBA, quality int) []byte {
 			// 16×16 pixels, edges replicated, to Y, Cb, Cr (JFIF).
 			for j := 0; j < 16; j++ {
 				sy := min(my*16+j, h-1)
-				row := img.Pix[(b.Min.Y+sy-img.Rect.Min.Y)*img.Stride+(b.Min.X-img.Rect.Min.X)*4:]
+				row := pix[sy*stride:]
 				for i := 0; i < 16; i++ {
 					p := row[min(mx*16+i, w-1)*4:]
 					r, g, bl := float64(p[0]), float64(p[1]), float64(p[2])
+					if alpha && p[3] != 255 {
+						// on white: 255 + (c − 255)·a/255
+						a := float64(p[3]) / 255
+						r, g, bl = 255+(r-255)*a, 255+(g-255)*a, 255+(bl-255)*a
+					}
 					lum[j][i] = 0.299*r + 0.587*g + 0.114*bl - 128
 					cbs[j][i] = -0.168736*r - 0.331264*g + 0.5*bl
 					crs[j][i] = 0.5*r - 0.418688*g - 0.081312*bl
