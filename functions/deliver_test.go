@@ -19,23 +19,12 @@ import (
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
 	"github.com/imgpipe/imgpipe/shared/invoker"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
-	"github.com/imgpipe/imgpipe/shared/store"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 )
 
 // NoStackVar carries why the emulators cannot be used from this binary's
 // TestMain (package functions_test) to the tests of package functions.
 const NoStackVar = "IMGPIPE_TEST_NO_STACK"
-
-// HostStoreOps are the Firestore operations of this binary's function host
-// so far (for the pipeline benchmark's operations per image).
-func HostStoreOps() (store.Ops, error) {
-	d, err := loadDeps()
-	if err != nil {
-		return store.Ops{}, err
-	}
-	return d.store.Ops(), nil
-}
 
 // needStack skips (or, under make test, fails) a test when the emulators
 // are not running.

@@ -2,6 +2,7 @@ package functions_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/functions/localstack"
 )
 
@@ -72,6 +74,30 @@ func (h *devhost) kill() {
 	syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 	h.cmd.Wait()
 	h.cmd = nil
+}
+
+// stop ends the host as Ctrl-C does and returns the usage it logged on
+// the way out.
+func (h *devhost) stop() functions.Usage {
+	h.t.Helper()
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	h.cmd.Wait()
+	h.cmd = nil
+	b, err := os.ReadFile(h.log.Name())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var l struct {
+			Msg   string
+			Usage *functions.Usage
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "usage" && l.Usage != nil {
+			return *l.Usage
+		}
+	}
+	h.t.Fatalf("the host logged no usage line")
+	return functions.Usage{}
 }
 
 func freeAddr(t testing.TB) string {

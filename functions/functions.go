@@ -59,6 +59,7 @@ type deps struct {
 	limits batch.Limits
 	svc    *pipeline.Service
 	store  *store.Store
+	pub    *queue.Publisher
 	bucket *blob.Bucket
 	keys   *access.Keys
 	views  *viewlink.Signer
@@ -130,8 +131,29 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
+	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, pub: pub, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
 })
+
+// Usage is what this process's functions have asked of the cloud so far,
+// counted at their clients: Firestore reads and writes as Firestore bills
+// them, Pub/Sub messages published, objects written to the bucket.
+type Usage struct {
+	FirestoreReads  int64 `json:"firestoreReads"`
+	FirestoreWrites int64 `json:"firestoreWrites"`
+	Messages        int64 `json:"messagesPublished"`
+	ObjectWrites    int64 `json:"objectWrites"`
+}
+
+// ProcessUsage reports this process's Usage (the pipeline benchmark divides
+// it by images; the local host logs it when it stops).
+func ProcessUsage() (Usage, error) {
+	d, err := loadDeps()
+	if err != nil {
+		return Usage{}, err
+	}
+	ops := d.store.Ops()
+	return Usage{FirestoreReads: ops.Reads, FirestoreWrites: ops.Writes, Messages: d.pub.Published(), ObjectWrites: d.bucket.Puts()}, nil
+}
 
 // pushTargets lists the Pub/Sub-triggered functions by name.
 var pushTargets = map[string]func(context.Context, event.Event) error{

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -25,6 +26,7 @@ type Bucket struct {
 	mode      string // emulator | public | signed
 	emulator  string
 	signedTTL time.Duration
+	puts      atomic.Int64
 }
 
 // Open connects to bucket. mode is auto, public or signed; auto links to
@@ -71,8 +73,12 @@ func (b *Bucket) Put(ctx context.Context, name string, data []byte) error {
 	if err := w.Close(); err != nil {
 		return fault.Wrap(fault.Transient, batch.ReasonStorageUnavailable, err, "writing %s", name)
 	}
+	b.puts.Add(1)
 	return nil
 }
+
+// Puts is how many objects Put has written.
+func (b *Bucket) Puts() int64 { return b.puts.Load() }
 
 // Get reads an object (tests, tools).
 func (b *Bucket) Get(ctx context.Context, name string) ([]byte, error) {

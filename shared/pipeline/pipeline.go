@@ -284,14 +284,17 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		ctx, cancel = context.WithTimeout(ctx, s.ProcessTimeout)
 		defer cancel()
 	}
-	// A redelivery looks for the image's result first: a duplicate counts
-	// already, though finishing the request may still be owed if the first
-	// delivery died after counting. A first delivery (attempt 1) skips the
-	// read: should it be a duplicate all the same, its result is not
-	// stored twice (FinishImage creates it once) and the object it writes
-	// is the same. A message the sweep republished may duplicate one still
-	// queued, so it looks too.
-	if attempt != 1 || m.Republished > 0 {
+	// A known redelivery (attempt 2 on) looks for the image's result first:
+	// a duplicate counts already, though finishing the request may still be
+	// owed if the first delivery died after counting. Other deliveries skip
+	// the read, and that is nearly all of them: functions-framework does not
+	// pass Pub/Sub's delivery attempt on (attempt 0). Should one be a
+	// duplicate all the same, it costs a fetch and a compression, no count:
+	// its result is not stored twice (FinishImage creates it once), the
+	// object it writes is the same, and completion is checked as usual. A
+	// message the sweep republished may duplicate one still queued, so it
+	// looks too.
+	if attempt > 1 || m.Republished > 0 {
 		var done bool
 		if err := retryTransient(ctx, func() (err error) {
 			_, done, err = s.Results.ImageResult(ctx, m.RequestID, m.Image)

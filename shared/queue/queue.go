@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"cloud.google.com/go/pubsub/v2"
 
@@ -71,8 +72,9 @@ func Decode(data []byte) (ImageMessage, error) {
 
 // Publisher publishes image messages to one topic.
 type Publisher struct {
-	client *pubsub.Client
-	pub    *pubsub.Publisher
+	client    *pubsub.Client
+	pub       *pubsub.Publisher
+	published atomic.Int64
 }
 
 // NewPublisher connects to topic (an ID or a full name); the client honours
@@ -103,10 +105,15 @@ func (p *Publisher) PublishAll(ctx context.Context, msgs []ImageMessage) (failed
 		if _, err := r.Get(ctx); err != nil {
 			failed = append(failed, i)
 			lastErr = err
+		} else {
+			p.published.Add(1)
 		}
 	}
 	return failed, lastErr
 }
+
+// Published is how many messages this publisher has published.
+func (p *Publisher) Published() int64 { return p.published.Load() }
 
 // Close flushes and releases the publisher.
 func (p *Publisher) Close() error {

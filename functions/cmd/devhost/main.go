@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/functions/localstack"
 	"github.com/imgpipe/imgpipe/shared/config"
 )
@@ -72,5 +73,10 @@ Ctrl-C stops everything.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
+	// What this host asked of the cloud, counted at its clients (the
+	// pipeline benchmark divides it by images).
+	if u, err := functions.ProcessUsage(); err == nil {
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Info("usage", "usage", u)
+	}
 	return nil
 }
