@@ -8,9 +8,10 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
@@ -34,10 +35,11 @@ var benchImage = func() []byte {
 // BenchmarkPipeline1000: 1,000 images through the local stack (upload,
 // Pub/Sub push, fetch, compress, store, count) on a function host process
 // of its own, and what of it is the pipeline's own cost:
-//   - the host's CPU per image against compression's own CPU per image
-//     (the same image compressed in this process, one at a time): the rest
-//     is fetching, storing, counting, completion, the upload's share, and
-//     the HTTP and gRPC plumbing of all of them;
+//   - the host's CPU per image, split by the host's own CPU profile into
+//     compression (samples under imagework.Compress) and the rest:
+//     fetching, storing, counting, completion, the upload's share, the
+//     HTTP and gRPC plumbing of all of them, and the runtime's background
+//     work (garbage collection, whoever made the garbage);
 //   - what the host asked of the cloud per image, counted at its clients:
 //     Firestore reads and writes (as billed), messages published, objects
 //     written; the upload and the completion included;
@@ -69,21 +71,14 @@ func BenchmarkPipeline1000(b *testing.B) {
 		wg.Wait()
 		return n / time.Since(start).Seconds()
 	}()
-	compressCPU := func() float64 {
-		const k = 100
-		runtime.GC()
-		cpu0 := processCPUSeconds()
-		for i := 0; i < k; i++ {
-			if _, err := imagework.Compress(benchImage, 50, imagework.DefaultLimits); err != nil {
-				b.Fatal(err)
-			}
-		}
-		runtime.GC() // the garbage compression made is its cost too
-		return (processCPUSeconds() - cpu0) / k
-	}()
 	for b.Loop() {
 		s := emulatortest.Suffix()
 		h := newDevhost(b, "pipeline-"+s)
+		prof := os.Getenv("IMGPIPE_HOST_CPUPROFILE") // kept there, for pprof
+		if prof == "" {
+			prof = filepath.Join(b.TempDir(), "host.pprof")
+		}
+		h.cpuprofile = prof
 		h.start()
 		var rows []string
 		for p := 0; p < n/4; p++ {
@@ -108,6 +103,11 @@ func BenchmarkPipeline1000(b *testing.B) {
 		rate := n / time.Since(start).Seconds()
 		hostCPU := (h.cpuSeconds() - cpu0) / n
 		u := h.stop()
+		share, err := profileShare(prof, "github.com/imgpipe/imgpipe/shared/imagework.Compress")
+		if err != nil {
+			b.Fatal(err)
+		}
+		compressCPU := hostCPU * share
 		v := getStatus(b, id)
 		if v.Status != batch.Completed || v.ProcessedImages != n {
 			b.Fatalf("%s: %d processed, %d failed", v.Status, v.ProcessedImages, v.FailedImages)
@@ -126,13 +126,36 @@ func BenchmarkPipeline1000(b *testing.B) {
 	}
 }
 
-// processCPUSeconds is this process's user and system CPU time so far.
-func processCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+// profileShare is the share of a CPU profile's samples that have fn on
+// their stack.
+func profileShare(file, fn string) (float64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		return 0, fmt.Errorf("profile.Parse: %w", err)
+	}
+	var in, all int64
+	for _, s := range p.Sample {
+		v := s.Value[len(s.Value)-1] // cpu nanoseconds
+		all += v
+	stack:
+		for _, loc := range s.Location {
+			for _, l := range loc.Line {
+				if l.Function != nil && l.Function.Name == fn {
+					in += v
+					break stack
+				}
+			}
+		}
+	}
+	if all == 0 || in == 0 {
+		return 0, fmt.Errorf("%s: %d of %d ns of samples in %s", file, in, all, fn)
+	}
+	return float64(in) / float64(all), nil
 }
 
 // BenchmarkUpload: accepting 1k, 10k and 100k rows (one image each) on a

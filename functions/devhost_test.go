@@ -29,6 +29,9 @@ type devhost struct {
 	log  *os.File
 	// suffix names its topics: images-SUFFIX, dead-SUFFIX.
 	suffix string
+	// cpuprofile, when set before start, is where the host writes a CPU
+	// profile of itself until it stops.
+	cpuprofile string
 }
 
 // unwire removes the host's push subscriptions: what is published to its
@@ -43,7 +46,11 @@ func (h *devhost) unwire() {
 
 func (h *devhost) start() {
 	h.t.Helper()
-	h.cmd = exec.Command(h.bin, "-addr", h.addr)
+	args := []string{"-addr", h.addr}
+	if h.cpuprofile != "" {
+		args = append(args, "-cpuprofile", h.cpuprofile)
+	}
+	h.cmd = exec.Command(h.bin, args...)
 	h.cmd.Env = h.env
 	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

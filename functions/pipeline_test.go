@@ -357,7 +357,10 @@ func imageServer() http.Handler {
 		w.Write(b[:len(b)/2])
 	})
 	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
-	mux.HandleFunc("/bench/", func(w http.ResponseWriter, r *http.Request) { w.Write(benchImage) })
+	// /bench/ answers as a static file server does, with Content-Length.
+	mux.HandleFunc("/bench/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "bench.jpg", time.Time{}, bytes.NewReader(benchImage))
+	})
 	// /counted/NAME serves testdata/images/NAME and counts the fetches of
 	// each URL.
 	mux.HandleFunc("/counted/", func(w http.ResponseWriter, r *http.Request) {

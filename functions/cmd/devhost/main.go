@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -23,10 +25,28 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to serve the functions on")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the host to this file until it stops")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		// compressImage's setting in production (one host serves every
+		// function here, and compression is most of its work).
+		debug.SetGCPercent(functions.CompressGOGC)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "devhost: -cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := run(*addr); err != nil {
 		logger.Error("devhost failed", "error", err.Error())
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
