@@ -3,6 +3,7 @@ package jpegdct
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 )
 
 // The largest quantised coefficients 8-bit JPEG can carry: larger ones are
@@ -361,33 +362,44 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 		}
 		if !streaming {
 			for i := range m.comps {
-				m.comps[i].alloc(m.comps[i].rows)
+				c := &m.comps[i]
+				c.alloc(c.rows)
+				if m.Progressive {
+					c.nz = make([]uint64, len(c.end))
+				}
 			}
 		}
 	}
 	d.br.reset(d.data, pos)
 	d.eobrun = 0
 
-	// unit decodes one block's part of the scan; end is the block's
-	// nonzero extent, raised as coefficients become nonzero.
-	var unit func(s *scanComp, blk []int16, end *uint8) error
+	// unit decodes block i's part of the scan: its coefficients, its
+	// nonzero extent (raised as coefficients become nonzero) and, in a
+	// progressive image, its mask of nonzero AC coefficients.
+	var unit func(s *scanComp, i int) error
 	switch {
 	case !m.Progressive:
-		unit = d.baselineBlock
+		unit = func(s *scanComp, i int) error {
+			return d.baselineBlock(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i])
+		}
 	case ss == 0 && ah == 0:
-		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.dcFirst(s, blk, end, al) }
+		unit = func(s *scanComp, i int) error { return d.dcFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], al) }
 	case ss == 0:
-		unit = func(s *scanComp, blk []int16, end *uint8) error {
+		unit = func(s *scanComp, i int) error {
 			if d.br.bit() {
-				blk[0] |= 1 << al
-				*end = max(*end, 1)
+				s.c.coef[i*64] |= 1 << al
+				s.c.end[i] = max(s.c.end[i], 1)
 			}
 			return nil
 		}
 	case ah == 0:
-		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.acFirst(s, blk, end, ss, se, al) }
+		unit = func(s *scanComp, i int) error {
+			return d.acFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
+		}
 	default:
-		unit = func(s *scanComp, blk []int16, end *uint8) error { return d.acRefine(s, blk, end, ss, se, al) }
+		unit = func(s *scanComp, i int) error {
+			return d.acRefine(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
+		}
 	}
 
 	mcus := 0
@@ -410,7 +422,7 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 				d.stream.beginRow(by)
 			}
 			for bx := 0; bx < c.bw; bx++ {
-				if err := unit(&sc[0], c.block(bx, by), &c.end[c.index(bx, by)]); err != nil {
+				if err := unit(&sc[0], c.index(bx, by)); err != nil {
 					return 0, err
 				}
 				if mcus+1 < total {
@@ -439,7 +451,7 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 					for v := 0; v < c.v; v++ {
 						for h := 0; h < c.h; h++ {
 							bx, by := mx*c.h+h, my*c.v+v
-							if err := unit(s, c.block(bx, by), &c.end[c.index(bx, by)]); err != nil {
+							if err := unit(s, c.index(bx, by)); err != nil {
 								return 0, err
 							}
 						}
@@ -577,7 +589,7 @@ func (d *decoder) dcFirst(s *scanComp, blk []int16, end *uint8, al uint) error {
 	return err
 }
 
-func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al uint) error {
+func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, nz *uint64, ss, se int, al uint) error {
 	if d.eobrun > 0 {
 		d.eobrun--
 		return nil
@@ -594,6 +606,7 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 				return corrupt("AC coefficient %d out of range", v)
 			}
 			blk[k] = int16(v)
+			*nz |= 1 << k
 			*end = max(*end, uint8(k+1))
 			continue
 		}
@@ -622,22 +635,30 @@ func (d *decoder) acFirst(s *scanComp, blk []int16, end *uint8, ss, se int, al u
 			return corrupt("AC coefficient %d out of range", v)
 		}
 		blk[k] = int16(v)
+		*nz |= 1 << k
 		*end = max(*end, uint8(k+1))
 	}
 	return nil
 }
 
-func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al uint) error {
+// acRefine decodes a block's part of an AC refinement scan. Which
+// coefficients are nonzero is read from the block's mask nz, not from the
+// coefficients: zero runs and correction bits then come from bit
+// arithmetic instead of a branch per coefficient (which, in a busy block,
+// is as good as random).
+func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, nz *uint64, ss, se int, al uint) error {
 	blk = blk[:64:64]
 	if se > 63 || ss < 1 {
 		return corrupt("refinement band %d..%d", ss, se)
 	}
 	p1 := int16(1) << al
 	br := &d.br
+	m := *nz
+	band := ^uint64(0) >> (63 - uint(se)) &^ (1<<uint(ss) - 1) // bits ss..se
 	e := int(*end)
 	k := ss
 	if d.eobrun == 0 {
-		for ; k <= se; k++ {
+		for k <= se {
 			// The table lookup inline; longer codes through decode.
 			if br.n < 16 {
 				br.fill()
@@ -670,57 +691,57 @@ func (d *decoder) acRefine(s *scanComp, blk []int16, end *uint8, ss, se int, al 
 				}
 				break
 			}
-			// Refine nonzero coefficients on the way to the r+1-th zero.
-			// (This loop and the EOB-run one below spell the correction out:
-			// as a function it is not inlined, 2–3 % of a corpus pass.)
-			acc, n := br.acc, br.n
-			for k <= se {
-				if c := blk[k&63]; c != 0 {
-					if n == 0 {
-						br.n = 0
-						br.fill()
-						acc, n = br.acc, br.n
-					}
-					n--
-					blk[k&63] = refined(c, p1, int16(acc>>n)&1)
-				} else {
-					if r == 0 {
-						break
-					}
-					r--
-				}
-				k++
+			// The (r+1)-th zero coefficient from k on: where the new one
+			// goes (or, for ZRL, the 16th zero, passed over). The nonzero
+			// ones before it get their correction bits.
+			z := ^m & band &^ (1<<uint(k) - 1)
+			for ; r > 0 && z != 0; r-- {
+				z &= z - 1
 			}
-			br.acc, br.n = acc, n
-			if k > se {
+			if z == 0 {
 				return corrupt("coefficient past the scan's band")
 			}
+			p := bits.TrailingZeros64(z)
+			if c := m & (1<<uint(p) - 1) &^ (1<<uint(k) - 1); c != 0 {
+				d.correct(blk, c, p1)
+			}
+			k = p
 			if val != 0 {
-				blk[k&63] = val
+				blk[k] = val
+				m |= 1 << uint(k)
 				e = max(e, k+1)
 			}
+			k++
 		}
 	}
 	if d.eobrun > 0 {
-		// Only nonzero coefficients get correction bits, and none lie
-		// past the block's extent.
-		acc, n := br.acc, br.n
-		for last := min(se, e-1); k <= last; k++ {
-			if c := blk[k&63]; c != 0 {
-				if n == 0 {
-					br.n = 0
-					br.fill()
-					acc, n = br.acc, br.n
-				}
-				n--
-				blk[k&63] = refined(c, p1, int16(acc>>n)&1)
-			}
+		// In an EOB run only the nonzero coefficients get correction bits.
+		if c := m & band &^ (1<<uint(k) - 1); c != 0 {
+			d.correct(blk, c, p1)
 		}
-		br.acc, br.n = acc, n
 		d.eobrun--
 	}
-	*end = uint8(e)
+	*nz, *end = m, uint8(e)
 	return nil
+}
+
+// correct reads one correction bit for each coefficient in mask c, in
+// order of position, up to 16 bits at a read.
+func (d *decoder) correct(blk []int16, c uint64, p1 int16) {
+	br := &d.br
+	for c != 0 {
+		n := min(uint(bits.OnesCount64(c)), 16)
+		if br.n < n {
+			br.fill()
+		}
+		br.n -= n
+		v := br.acc >> br.n
+		for i := n; i > 0; i-- {
+			k := bits.TrailingZeros64(c)
+			c &= c - 1
+			blk[k&63] = refined(blk[k&63], p1, int16(v>>(i-1))&1)
+		}
+	}
 }
 
 // refined is nonzero coefficient c after its correction bit: 1 adds p1 to

@@ -67,6 +67,9 @@ type component struct {
 	// end holds per block 1 + the zigzag index of its last nonzero
 	// coefficient (0: all zero), so the encoder skips zero tails.
 	end []uint8
+	// nz holds per block a mask of its nonzero AC coefficients (bit k:
+	// zigzag index k), for progressive images' refinement scans.
+	nz []uint64
 }
 
 // alloc gives c storage for held block rows from row 0.

@@ -23,6 +23,12 @@ func corpus(t testing.TB) []string {
 	ours, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "images", "*.jpg"))
 	gos, _ := filepath.Glob(filepath.Join(goroot(t), "src", "image", "testdata", "*.jpeg"))
 	files := append(ours, gos...)
+	if dir := os.Getenv("IMGPIPE_BENCH_CORPUS"); dir != "" {
+		// make bench's photographs too, when asked: go test with it set
+		// checks a decoder change on 74 more JPEGs.
+		more, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+		files = append(files, more...)
+	}
 	if len(files) < 20 {
 		t.Fatalf("only %d test JPEGs found", len(files))
 	}
