@@ -244,6 +244,9 @@ type symbolWriter struct {
 	out    []symbol
 	freq   [2][2][256]int64 // [table][class]
 	preds  []int32
+	// starts holds, per block in coding order, where its symbols begin:
+	// chunk<<16 | index (a block's symbols never straddle chunks).
+	starts []uint32
 }
 
 // symbolChunk is the symbols a chunk holds; a block makes at most 68
@@ -287,6 +290,7 @@ func (w *symbolWriter) row(my int) {
 						blk = pad[:]
 					}
 					w.room()
+					w.starts = append(w.starts, uint32(len(w.chunks))<<16|uint32(len(w.out)))
 					w.out = c.blockSymbols(w.out, blk[:max(end, 1)], &w.preds[ci], t, &w.freq)
 				}
 			}
@@ -370,7 +374,8 @@ func (f *frame) encode(dst []byte) []byte {
 	return f.write(dst, w)
 }
 
-// write writes the JPEG whose symbols w collected.
+// write writes the JPEG whose symbols w collected: progressive when that
+// is smaller (see progressive.go), else baseline.
 func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	freq := &sw.freq
 	ntab := min(len(f.comps), 2)
@@ -378,49 +383,14 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	for t := 0; t < ntab; t++ {
 		dcT[t], acT[t] = optimalTable(&freq[t][0]), optimalTable(&freq[t][1])
 	}
+	if p := f.planProgressive(sw, &acT); p != nil {
+		return f.writeProgressive(dst, sw, p, &dcT)
+	}
 
-	out := dst
-	out = append(out, 0xFF, 0xD8)
-	out = append(out, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0)
-	wide := false
-	for t := 0; t < ntab; t++ {
-		for _, q := range f.qt[t] {
-			wide = wide || q > 255
-		}
-	}
-	for t := 0; t < ntab; t++ {
-		if wide {
-			out = append(out, 0xFF, 0xDB, 0, 2+1+128, 0x10|byte(t))
-			for _, q := range f.qt[t] {
-				out = binary.BigEndian.AppendUint16(out, q)
-			}
-		} else {
-			out = append(out, 0xFF, 0xDB, 0, 2+1+64, byte(t))
-			for _, q := range f.qt[t] {
-				out = append(out, byte(q))
-			}
-		}
-	}
-	sof := byte(0xC0)
-	if wide {
-		sof = 0xC1 // extended sequential: 16-bit tables
-	}
-	out = append(out, 0xFF, sof)
-	out = binary.BigEndian.AppendUint16(out, uint16(8+3*len(f.comps)))
-	out = append(out, 8)
-	out = binary.BigEndian.AppendUint16(out, uint16(f.height))
-	out = binary.BigEndian.AppendUint16(out, uint16(f.width))
-	out = append(out, byte(len(f.comps)))
-	for ci, c := range f.comps {
-		out = append(out, byte(ci+1), byte(c.h<<4|c.v), byte(min(ci, 1)))
-	}
+	out := f.header(dst, 0xC0)
 	for t := 0; t < ntab; t++ {
 		for class, e := range []*huffEncoder{&dcT[t], &acT[t]} {
-			out = append(out, 0xFF, 0xC4)
-			out = binary.BigEndian.AppendUint16(out, uint16(2+1+16+len(e.vals)))
-			out = append(out, byte(class<<4|t))
-			out = append(out, e.bits[:]...)
-			out = append(out, e.vals...)
+			out = appendDHT(out, class, t, e)
 		}
 	}
 	out = append(out, 0xFF, 0xDA)
@@ -445,4 +415,54 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	}
 	w.flush()
 	return append(w.out, 0xFF, 0xD9)
+}
+
+// appendDHT appends a DHT segment defining table t of class (0 DC, 1 AC).
+func appendDHT(out []byte, class, t int, e *huffEncoder) []byte {
+	out = append(out, 0xFF, 0xC4)
+	out = binary.BigEndian.AppendUint16(out, uint16(2+1+16+len(e.vals)))
+	out = append(out, byte(class<<4|t))
+	out = append(out, e.bits[:]...)
+	return append(out, e.vals...)
+}
+
+// header appends SOI, JFIF, the quantisation tables and the frame header
+// (sof: its marker, 0xC0 baseline or 0xC2 progressive).
+func (f *frame) header(dst []byte, sof byte) []byte {
+	ntab := min(len(f.comps), 2)
+	out := dst
+	out = append(out, 0xFF, 0xD8)
+	out = append(out, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0)
+	wide := false
+	for t := 0; t < ntab; t++ {
+		for _, q := range f.qt[t] {
+			wide = wide || q > 255
+		}
+	}
+	for t := 0; t < ntab; t++ {
+		if wide {
+			out = append(out, 0xFF, 0xDB, 0, 2+1+128, 0x10|byte(t))
+			for _, q := range f.qt[t] {
+				out = binary.BigEndian.AppendUint16(out, q)
+			}
+		} else {
+			out = append(out, 0xFF, 0xDB, 0, 2+1+64, byte(t))
+			for _, q := range f.qt[t] {
+				out = append(out, byte(q))
+			}
+		}
+	}
+	if wide && sof == 0xC0 {
+		sof = 0xC1 // extended sequential: 16-bit tables
+	}
+	out = append(out, 0xFF, sof)
+	out = binary.BigEndian.AppendUint16(out, uint16(8+3*len(f.comps)))
+	out = append(out, 8)
+	out = binary.BigEndian.AppendUint16(out, uint16(f.height))
+	out = binary.BigEndian.AppendUint16(out, uint16(f.width))
+	out = append(out, byte(len(f.comps)))
+	for ci, c := range f.comps {
+		out = append(out, byte(ci+1), byte(c.h<<4|c.v), byte(min(ci, 1)))
+	}
+	return out
 }

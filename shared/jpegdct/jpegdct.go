@@ -2,8 +2,8 @@
 // it entropy-decodes the quantised DCT coefficients (baseline, extended and
 // progressive Huffman, restart markers), requantises them to the target
 // tables, brings 4:4:4 and 4:2:2 chroma to 4:2:0 in the DCT domain, and
-// entropy-encodes a baseline JPEG with Huffman tables built for the image
-// (two passes). What it cannot do exactly — CMYK/YCCK, RGB-transformed
+// entropy-encodes it with Huffman tables built for the image (two passes):
+// progressive when that is smaller, baseline otherwise (progressive.go). What it cannot do exactly — CMYK/YCCK, RGB-transformed
 // Adobe files, arithmetic coding, 12-bit, lossless, unusual sampling,
 // non-sRGB ICC profiles, EXIF orientations that need a rotation — it refuses
 // with an *Unsupported error naming why, and the caller takes the pixel path.

@@ -320,3 +320,45 @@ func TestQualityEstimate(t *testing.T) {
 		}
 	}
 }
+
+// Progressive output is written when it is smaller than the baseline
+// coding of the same coefficients, and then decodes (image/jpeg) to exactly
+// the baseline file's pixels; for the smallest images the baseline wins.
+func TestProgressiveSmallerSamePixels(t *testing.T) {
+	progressive := 0
+	for _, f := range corpus(t) {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range []Options{{Quality: 50}, {Lossless: true}} {
+			baselineOnly = true
+			base, err := Recompress(in, o)
+			baselineOnly = false
+			if err != nil {
+				continue
+			}
+			out, err := Recompress(in, o)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			isProg := bytes.Contains(out, []byte{0xFF, 0xC2, 0})
+			switch {
+			case isProg && len(out) >= len(base):
+				t.Errorf("%s: progressive %d bytes, baseline %d", filepath.Base(f), len(out), len(base))
+			case !isProg && !bytes.Equal(out, base):
+				t.Errorf("%s: neither progressive nor the baseline file", filepath.Base(f))
+			}
+			if isProg {
+				progressive++
+				if !samePixels(decodeStd(t, base), decodeStd(t, out)) {
+					t.Errorf("%s: progressive output decodes to other pixels than baseline", filepath.Base(f))
+				}
+			}
+		}
+	}
+	if progressive < 5 { // the larger photographs, at both settings
+		t.Errorf("%d progressive outputs, want ≥ 5", progressive)
+	}
+	t.Logf("%d progressive outputs", progressive)
+}
