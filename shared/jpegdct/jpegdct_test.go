@@ -134,7 +134,9 @@ func TestRefusals(t *testing.T) {
 }
 
 // FuzzRecompress: no panic on any input; whatever the fast path accepts in
-// lossless mode and image/jpeg can read decodes to the same pixels.
+// lossless mode and image/jpeg can read decodes to the same pixels, and its
+// quality-50 output decodes at the input's size (each written baseline or
+// progressive, whichever came out smaller).
 func FuzzRecompress(f *testing.F) {
 	for _, name := range corpus(f) {
 		b, err := os.ReadFile(name)
@@ -151,12 +153,16 @@ func FuzzRecompress(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := Recompress(in, Options{Quality: 50, Limits: lim.Limits}); err != nil {
+		q50, err := Recompress(in, Options{Quality: 50, Limits: lim.Limits})
+		if err != nil {
 			t.Fatalf("lossless accepted, quality 50 refused: %v", err)
 		}
 		want, err := jpeg.Decode(bytes.NewReader(in))
 		if err != nil {
 			return // we are more lenient than image/jpeg here and there
+		}
+		if small, err := jpeg.Decode(bytes.NewReader(q50)); err != nil || small.Bounds() != want.Bounds() {
+			t.Fatalf("the quality 50 output does not decode to the input's size: %v", err)
 		}
 		got, err := jpeg.Decode(bytes.NewReader(out))
 		if err != nil {
