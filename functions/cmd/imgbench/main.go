@@ -14,6 +14,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"math"
 	_ "image/png"
 	"os"
 	"os/exec"
@@ -47,6 +48,12 @@ type row struct {
 	ssim     float64
 	ok       bool
 	fellBack bool
+}
+
+// agg sums a class's rows: imgpipe, stdlib, sharp.
+type agg struct {
+	files, fallback int
+	r               [3]row
 }
 
 func main() {
@@ -180,10 +187,6 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 	f.Close()
 	names, _ := filepath.Glob(filepath.Join(corpus, "*"))
 	sort.Strings(names)
-	type agg struct {
-		files, fallback int
-		r               [3]row
-	}
 	classes, bands := map[string]*agg{}, map[string]*agg{}
 	var pngDecode, pngSharp row
 	var biggest, biggestProg string
@@ -313,6 +316,7 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 	}
 	printRow("**all JPEG**", jpegs.files, jpegs.r)
 	printRow("**all**", tot.files, tot.r)
+	printGoals(classes, jpegs)
 	if pngDecode.sec > 0 {
 		fmt.Printf("\nPNG: image/png's decoding alone runs at %.1f MP/s, sharp's whole path (decode, flatten, encode) at %.1f MP/s (%.2f×).\n",
 			pngDecode.mp/pngDecode.sec, pngSharp.mp/pngSharp.sec, (pngDecode.mp/pngDecode.sec)/(pngSharp.mp/pngSharp.sec))
@@ -361,6 +365,45 @@ func writePPM(file string, half bool) error {
 		}
 	}
 	return w.Flush()
+}
+
+// printGoals sets this run's figures against the performance goals: speed
+// and bytes over all JPEGs, the slowest JPEG class, each class's SSIM
+// against sharp's, and PNG's speed, bytes and SSIM.
+func printGoals(classes map[string]*agg, jpegs agg) {
+	mps := func(x row) float64 { return x.mp / x.sec }
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	speed := mps(jpegs.r[0]) / mps(jpegs.r[2])
+	bytes := float64(jpegs.r[0].out) / float64(jpegs.r[2].out)
+	slowest, slowestName := 0.0, ""
+	worstSSIM, worstSSIMName := 0.0, ""
+	for k, a := range classes {
+		if !strings.HasPrefix(k, "JPEG") {
+			continue
+		}
+		if r := mps(a.r[0]) / mps(a.r[2]); slowestName == "" || r < slowest {
+			slowest, slowestName = r, k
+		}
+		if d := (a.r[0].ssim - a.r[2].ssim) / float64(a.files); worstSSIMName == "" || math.Abs(d) > math.Abs(worstSSIM) {
+			worstSSIM, worstSSIMName = d, k
+		}
+	}
+	fmt.Println("\nGoals, this run:")
+	fmt.Printf("- speed over all JPEGs %.2f× sharp (goal ≥ 2.0×): %s\n", speed, met(speed >= 2))
+	fmt.Printf("- slowest JPEG class %s at %.2f× (goal ≥ 1.2×): %s\n", slowestName, slowest, met(slowest >= 1.2))
+	fmt.Printf("- bytes over all JPEGs %.3f× sharp's (goal ≤ 0.93×): %s\n", bytes, met(bytes <= 0.93))
+	fmt.Printf("- mean SSIM furthest from sharp's: %s, %+.4f (goal within 0.002): %s\n", worstSSIMName, worstSSIM, met(math.Abs(worstSSIM) <= 0.002))
+	if a := classes["PNG"]; a != nil {
+		ps, pb := mps(a.r[0])/mps(a.r[2]), float64(a.r[0].out)/float64(a.r[2].out)
+		d := (a.r[0].ssim - a.r[2].ssim) / float64(a.files)
+		fmt.Printf("- PNG speed %.2f× sharp (goal ≥ 1.0×): %s; bytes %.3f× (goal ≤ 1.0×): %s; mean SSIM %+.5f against sharp's (goal not lower): %s\n",
+			ps, met(ps >= 1), pb, met(pb <= 1), d, met(d >= 0))
+	}
 }
 
 // childPeak runs one compression in a fresh process and returns its peak RSS.
