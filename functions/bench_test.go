@@ -174,9 +174,6 @@ func BenchmarkUpload(b *testing.B) {
 			body := csv.String()
 			for b.Loop() {
 				h := newDevhost(b, "upload-"+emulatortest.Suffix())
-				// The api function's collector setting in production (the
-				// local host would take compressImage's).
-				h.env = append(h.env, "GOGC=100")
 				h.start()
 				h.unwire()
 				before := h.peakRSS()

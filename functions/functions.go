@@ -134,14 +134,6 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, pub: pub, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
 })
 
-// CompressGOGC is the garbage collector's GOGC for compressImage, which
-// Terraform sets (with GOMEMLIMIT at 90 % of the instance's memory, so a
-// large image makes it collect sooner instead of running out). An image
-// leaves tens of MB of garbage and little stays live: collecting at 5× the
-// live heap instead of 2× takes about a quarter of the host's CPU outside
-// compression away (make bench-pipeline).
-const CompressGOGC = 400
-
 // Usage is what this process's functions have asked of the cloud so far,
 // counted at their clients: Firestore reads and writes as Firestore bills
 // them, Pub/Sub messages published, objects written to the bucket.

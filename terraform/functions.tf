@@ -18,13 +18,6 @@ locals {
   compress_image_mib  = ceil((var.max_pixels * 8 + var.max_image_bytes * 2) / 1048576)
   compress_memory_mib = ceil((256 + var.compress_concurrency * local.compress_image_mib) / 256) * 256
   compress_cpu        = local.compress_memory_mib <= 8192 ? 2 : (local.compress_memory_mib <= 16384 ? 4 : 8)
-  # compressImage's garbage collector: an image leaves tens of MB of garbage
-  # and little stays live, so it collects at 5x the live heap (GOGC=400),
-  # and sooner when the heap nears 90 % of the instance's memory.
-  compress_runtime_env = {
-    GOGC       = "400"
-    GOMEMLIMIT = "${floor(local.compress_memory_mib * 9 / 10)}MiB"
-  }
 
   functions = {
     api            = { memory = "1Gi", cpu = "1", timeout = 300, concurrency = 16 }
@@ -95,7 +88,7 @@ resource "google_cloudfunctions2_function" "fn" {
     max_instance_request_concurrency = each.value.concurrency
     max_instance_count               = var.max_instances
     service_account_email            = google_service_account.functions.email
-    environment_variables            = merge(local.env, each.key == "compressImage" ? local.compress_runtime_env : {})
+    environment_variables            = local.env
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
 

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"fmt"
 	"math"
 	"net/url"
 	"os"
@@ -538,48 +537,5 @@ func TestMonitoringReadsTheLogsTheCodeWrites(t *testing.T) {
 	}
 	if _, ok := find(blocks, "resource", "google_monitoring_dashboard", "imgpipe"); !ok {
 		t.Error("no dashboard")
-	}
-}
-
-// compressImage runs with the garbage collector setting the code names
-// (functions.CompressGOGC, which the local host applies too) and a memory
-// limit of 90 % of its memory; the other functions with the runtime's
-// defaults. All keep the environment every function gets.
-func TestCompressGarbageCollector(t *testing.T) {
-	blocks := loadTerraform(t, tfDir)
-	e := newEvaluator(t, blocks, nil)
-	fn := mustFind(t, blocks, "resource", "google_cloudfunctions2_function", "fn")
-	sc := childBlocks(fn.Body, "service_config")[0].Body
-	expr := sc.Attributes["environment_variables"].Expr
-	fns, _ := e.local("functions")
-	for name, f := range fns.AsValueMap() {
-		ctx := e.ctx.NewChild()
-		ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": cty.StringVal(name), "value": f})}
-		v, diags := expr.Value(ctx)
-		if diags.HasErrors() {
-			t.Fatalf("%s: environment_variables: %s", name, diags.Error())
-		}
-		env := v.AsValueMap()
-		if _, ok := env["IMGPIPE_BUCKET"]; !ok {
-			t.Errorf("%s lacks the common environment", name)
-		}
-		gogc, hasGOGC := env["GOGC"]
-		limit, hasLimit := env["GOMEMLIMIT"]
-		if name != functions.FnCompress {
-			if hasGOGC || hasLimit {
-				t.Errorf("%s gets garbage collector settings", name)
-			}
-			continue
-		}
-		mem, err := strconv.Atoi(strings.TrimSuffix(f.GetAttr("memory").AsString(), "Mi"))
-		if err != nil {
-			t.Fatalf("compressImage memory %s", f.GetAttr("memory").AsString())
-		}
-		if !hasGOGC || gogc.AsString() != strconv.Itoa(functions.CompressGOGC) {
-			t.Errorf("compressImage GOGC = %s, the code's is %d", gogc.GoString(), functions.CompressGOGC)
-		}
-		if want := fmt.Sprintf("%dMiB", mem*9/10); !hasLimit || limit.AsString() != want {
-			t.Errorf("compressImage GOMEMLIMIT = %s with %d MiB, want %s", limit.GoString(), mem, want)
-		}
 	}
 }

@@ -110,8 +110,6 @@ func childBlocks(body *hclsyntax.Body, name string) []*hclsyntax.Block {
 var tfFunctions = map[string]function.Function{
 	"ceil":     stdlib.CeilFunc,
 	"contains": stdlib.ContainsFunc,
-	"floor":    stdlib.FloorFunc,
-	"merge":    stdlib.MergeFunc,
 	"lower":    stdlib.LowerFunc,
 	"max":      stdlib.MaxFunc,
 	"min":      stdlib.MinFunc,

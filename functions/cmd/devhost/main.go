@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -27,11 +26,6 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to serve the functions on")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the host to this file until it stops")
 	flag.Parse()
-	if os.Getenv("GOGC") == "" {
-		// compressImage's setting in production (one host serves every
-		// function here, and compression is most of its work).
-		debug.SetGCPercent(functions.CompressGOGC)
-	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {

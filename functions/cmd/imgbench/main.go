@@ -28,7 +28,6 @@ import (
 
 	"github.com/disintegration/imaging"
 
-	"github.com/imgpipe/imgpipe/functions"
 	"github.com/imgpipe/imgpipe/shared/imagequality"
 	"github.com/imgpipe/imgpipe/shared/imagework"
 	"github.com/imgpipe/imgpipe/shared/jpegdct"
@@ -78,7 +77,6 @@ func main() {
 		return
 	}
 	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(functions.CompressGOGC) // as compressImage runs
 	if err := run(*corpus, *sharpJSON, *sharpOut, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "imgbench:", err)
 		os.Exit(1)
@@ -282,7 +280,7 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	fmt.Printf("\nOne core each (GOMAXPROCS=1, GOGC=%d as compressImage runs; sharp.concurrency(1), UV_THREADPOOL_SIZE=1), quality 50, median of %d runs per file.\n", functions.CompressGOGC, reps)
+	fmt.Printf("\nOne core each (GOMAXPROCS=1; sharp.concurrency(1), UV_THREADPOOL_SIZE=1), quality 50, median of %d runs per file.\n", reps)
 	fmt.Printf("MP/s: total megapixels / total time of the class. out/in: output bytes / input bytes. SSIM: mean luma SSIM to the decoded input.\n\n")
 	fmt.Println("| class | files | imgpipe MP/s | stdlib MP/s | sharp MP/s | imgpipe ÷ sharp speed | imgpipe out/in | sharp out/in | imgpipe ÷ sharp bytes | SSIM imgpipe | SSIM stdlib | SSIM sharp |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
