@@ -3,6 +3,7 @@ package jpegdct
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync"
 )
 
 // Annex K tables, natural order.
@@ -253,16 +254,31 @@ type symbolWriter struct {
 // (DC, 63 AC, 3 runs of 16 zeros, EOB).
 const symbolChunk = 1 << 16
 
+// chunkPool keeps symbol chunks between images: they are most of what
+// recompressing an image allocates, so, reused, the collector runs less
+// often and new memory is not paid for in page faults.
+var chunkPool = sync.Pool{New: func() any { c := make([]symbol, 0, symbolChunk); return &c }}
+
+func newChunk() []symbol { return (*chunkPool.Get().(*[]symbol))[:0] }
+
 func newSymbolWriter(f *frame) *symbolWriter {
-	return &symbolWriter{f: f, out: make([]symbol, 0, symbolChunk), preds: make([]int32, len(f.comps))}
+	return &symbolWriter{f: f, out: newChunk(), preds: make([]int32, len(f.comps))}
 }
 
 // room makes sure out takes another block's symbols without growing.
 func (w *symbolWriter) room() {
 	if cap(w.out)-len(w.out) < 68 {
 		w.chunks = append(w.chunks, w.out)
-		w.out = make([]symbol, 0, symbolChunk)
+		w.out = newChunk()
 	}
+}
+
+// release gives the chunks back to chunkPool once the file is written.
+func (w *symbolWriter) release() {
+	for _, c := range append(w.chunks, w.out) {
+		chunkPool.Put(&c)
+	}
+	w.chunks, w.out = nil, nil
 }
 
 // row emits output MCU row my.
@@ -377,6 +393,7 @@ func (f *frame) encode(dst []byte) []byte {
 // write writes the JPEG whose symbols w collected: progressive when that
 // is smaller (see progressive.go), else baseline.
 func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
+	defer sw.release()
 	freq := &sw.freq
 	ntab := min(len(f.comps), 2)
 	var dcT, acT [2]huffEncoder
