@@ -188,7 +188,9 @@ bench:
 	@$(MAKE) --no-print-directory bench-pipeline
 
 # End to end on its own emulators: 1,000 images of a median-size corpus
-# photograph through the stack against raw compression, and uploads of
+# photograph through a function host process of its own (its CPU outside
+# compression, by its own profile; Firestore operations, messages and object
+# writes per image; images/s, bound by the Pub/Sub emulator), and uploads of
 # 1k/10k/100k rows (time, peak RSS of a fresh host process).
 bench-pipeline: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/bench $(BENCH_PORTS) >/dev/null || exit 1; \
