@@ -2,6 +2,7 @@ package jpegdct
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/draw"
 	_ "image/gif"
@@ -467,4 +468,29 @@ func TestDecodeScaledMatchesBoxDownscale(t *testing.T) {
 	if checked < 40 {
 		t.Errorf("checked %d scaled decodes, want ≥ 40", checked)
 	}
+}
+
+// BenchmarkDecodeScaled decodes coffee.jpg at each scale, and with
+// image/jpeg at full size for comparison.
+func BenchmarkDecodeScaled(b *testing.B) {
+	in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", "coffee.jpg"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, denom := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("1-%d", denom), func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := DecodeScaled(in, denom, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("image-jpeg", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := jpeg.Decode(bytes.NewReader(in)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
