@@ -44,13 +44,16 @@ func Recompress(data []byte, o Options) ([]byte, error) {
 // streamer recompresses a baseline image's interleaved scan while the
 // decoder reads it: the decoder's components hold a window of k input MCU
 // rows (one output MCU row), and each full window is turned into symbols.
+// With rows set it hands each input MCU row to rows instead (the scaled
+// decoder's samples).
 type streamer struct {
-	o  Options
-	on bool
-	f  *frame
-	w  *symbolWriter
-	m  *Image
-	k  int // input MCU rows per output MCU row
+	o    Options
+	on   bool
+	f    *frame
+	w    *symbolWriter
+	m    *Image
+	k    int // input MCU rows per output MCU row
+	rows func(m *Image, my int)
 }
 
 // start is called at the scan's header, when every table it needs is known.
@@ -59,6 +62,13 @@ func (s *streamer) start(d *decoder) error {
 		return err
 	}
 	m := &d.img
+	if s.rows != nil {
+		s.m, s.k, s.on = m, 1, true
+		for i := range m.comps {
+			m.comps[i].alloc(m.comps[i].v)
+		}
+		return nil
+	}
 	if m.orientation > 1 {
 		return unsupported("orientation")
 	}
@@ -89,6 +99,10 @@ func (s *streamer) beginRow(my int) {
 
 // endRow emits the output row once its last input row is decoded.
 func (s *streamer) endRow(my int) {
+	if s.rows != nil {
+		s.rows(s.m, my)
+		return
+	}
 	if my%s.k == s.k-1 || my == s.m.mcusY-1 {
 		s.w.row(my / s.k)
 	}

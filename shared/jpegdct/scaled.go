@@ -88,39 +88,73 @@ func put(dst []byte, stride, w, h, x, y int, s float64) {
 // DecodeScaled decodes a JPEG at 1/denom of its size (denom 1, 2, 4 or 8;
 // each side rounded up, as libjpeg's scaled output is) without decoding it
 // at full size first: a *image.YCbCr with the input's chroma subsampling,
-// or a *image.Gray. EXIF orientation is not applied (Orientation says it).
-// Inputs outside what Decode reads give its errors.
+// or a *image.Gray, and the decoded header (its Orientation is not
+// applied). A baseline image with one interleaved scan (the common case)
+// is scaled as it is decoded, an MCU row at a time, so its coefficients
+// are never held whole; others are decoded whole first. Inputs outside
+// what Decode reads give its errors.
 func DecodeScaled(data []byte, denom int, lim Limits) (image.Image, *Image, error) {
 	n := map[int]int{1: 8, 2: 4, 4: 2, 8: 1}[denom]
 	if n == 0 {
 		return nil, nil, unsupported("scale")
 	}
-	m, err := Decode(data, lim)
-	if err != nil {
-		return nil, nil, err
-	}
-	w, h := (m.Width+denom-1)/denom, (m.Height+denom-1)/denom
-	plane := func(c *component, dst []byte, stride, pw, ph int) {
-		q := &m.qt[c.tq]
-		for by := 0; by < c.bh; by++ {
-			for bx := 0; bx < c.bw; bx++ {
-				scaleBlock(c.block(bx, by), q, n, dst, stride, pw, ph, bx*n, by*n)
+	var out image.Image
+	var planes [3]scaledPlane
+	rows := func(m *Image, my int) {
+		if out == nil {
+			out, planes = newScaled(m, denom)
+		}
+		for ci := range m.comps {
+			c := &m.comps[ci]
+			for v := 0; v < c.v; v++ {
+				if by := my*c.v + v; by < c.bh {
+					planes[ci].row(c, &m.qt[c.tq], n, by)
+				}
 			}
 		}
 	}
+	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}}
+	if err := d.run(); err != nil {
+		return nil, nil, err
+	}
+	m := &d.img
+	if !d.stream.on { // decoded whole
+		out, planes = newScaled(m, denom)
+		for ci := range m.comps {
+			c := &m.comps[ci]
+			for by := 0; by < c.bh; by++ {
+				planes[ci].row(c, &m.qt[c.tq], n, by)
+			}
+		}
+	}
+	return out, m, nil
+}
+
+// scaledPlane is where one component's scaled samples go.
+type scaledPlane struct {
+	pix          []byte
+	stride, w, h int
+}
+
+// row writes block row by of c.
+func (p *scaledPlane) row(c *component, q *[64]uint16, n, by int) {
+	for bx := 0; bx < c.bw; bx++ {
+		scaleBlock(c.block(bx, by), q, n, p.pix, p.stride, p.w, p.h, bx*n, by*n)
+	}
+}
+
+// newScaled makes the output image for m at 1/denom and its planes.
+func newScaled(m *Image, denom int) (image.Image, [3]scaledPlane) {
+	w, h := (m.Width+denom-1)/denom, (m.Height+denom-1)/denom
 	if len(m.comps) == 1 {
 		g := image.NewGray(image.Rect(0, 0, w, h))
-		plane(&m.comps[0], g.Pix, g.Stride, w, h)
-		return g, m, nil
+		return g, [3]scaledPlane{{g.Pix, g.Stride, w, h}}
 	}
 	ratio := map[[2]int]image.YCbCrSubsampleRatio{
 		{1, 1}: image.YCbCrSubsampleRatio444, {2, 1}: image.YCbCrSubsampleRatio422,
 		{1, 2}: image.YCbCrSubsampleRatio440, {2, 2}: image.YCbCrSubsampleRatio420,
 	}[[2]int{m.hmax, m.vmax}]
 	img := image.NewYCbCr(image.Rect(0, 0, w, h), ratio)
-	plane(&m.comps[0], img.Y, img.YStride, w, h)
 	cw, ch := img.CStride, len(img.Cb)/img.CStride
-	plane(&m.comps[1], img.Cb, img.CStride, cw, ch)
-	plane(&m.comps[2], img.Cr, img.CStride, cw, ch)
-	return img, m, nil
+	return img, [3]scaledPlane{{img.Y, img.YStride, w, h}, {img.Cb, img.CStride, cw, ch}, {img.Cr, img.CStride, cw, ch}}
 }

@@ -61,7 +61,7 @@ func main() {
 	sharpOut := flag.String("sharp-out", ".bench/sharp-out", "sharp's output images")
 	reps := flag.Int("reps", 3, "runs per file and path; the median counts")
 	one := flag.String("one", "", "internal: compress this file once with -path and print peak RSS")
-	path := flag.String("path", "imgpipe", "internal: imgpipe or stdlib")
+	path := flag.String("path", "imgpipe", "internal: imgpipe, stdlib, or resize (fit in 1600 px and a 200 px thumbnail)")
 	ppm := flag.String("ppm", "", "corpus.sh: write this image as a binary PPM to stdout (transparency on white)")
 	half := flag.Bool("half", false, "with -ppm: halve the image first (Lanczos), which washes out an earlier JPEG's artefacts")
 	flag.Parse()
@@ -422,8 +422,17 @@ func peak(file, path string) {
 	}
 	debug.SetGCPercent(100)
 	p := imgpipePath
-	if path == "stdlib" {
+	switch path {
+	case "stdlib":
 		p = stdlibPath
+	case "resize":
+		p = func(in []byte) ([]byte, string, error) {
+			r, err := imagework.Resize(in, 50, imagework.DefaultLimits, []imagework.Box{{Width: 1600, Height: 1600}, {Width: 200, Height: 200}})
+			if err != nil {
+				return nil, "", err
+			}
+			return r[0].JPEG, r[0].Path, nil
+		}
 	}
 	if _, _, err := p(in); err != nil {
 		fmt.Fprintln(os.Stderr, err)
