@@ -3,6 +3,7 @@ package imagework
 import (
 	"bytes"
 	"image"
+	"slices"
 
 	"github.com/disintegration/imaging"
 
@@ -64,13 +65,8 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 		return nil, err
 	}
 	// Largest first; each smaller one from the one before.
-	order := make([]want, len(wants))
-	copy(order, wants)
-	for i := 1; i < len(order); i++ {
-		for j := i; j > 0 && order[j].w*order[j].h > order[j-1].w*order[j-1].h; j-- {
-			order[j], order[j-1] = order[j-1], order[j]
-		}
-	}
+	order := slices.Clone(wants)
+	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
 	out := make([]Result, len(boxes))
 	src := img
 	for _, o := range order {

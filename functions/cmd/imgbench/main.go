@@ -99,47 +99,30 @@ func stdlibPath(in []byte) ([]byte, string, error) {
 	return b.Bytes(), "pixel", err
 }
 
-func class(name string, in []byte) string {
+// label is an input's row in the table (its kind), its quality band's
+// row ("" for other than JPEG) and its estimated quality (0 for other than
+// JPEG), from one read of its coefficients.
+func label(name string, in []byte) (class, band string, quality int) {
 	if strings.HasSuffix(strings.ToLower(name), ".png") {
-		return "PNG"
+		return "PNG", "", 0
 	}
 	m, err := jpegdct.Decode(in, jpegdct.Limits{})
 	if err != nil {
-		return "JPEG other"
+		return "JPEG other", "", 0
 	}
 	kind := "baseline"
 	if m.Progressive {
 		kind = "progressive"
 	}
-	return "JPEG " + kind + " " + m.Sampling()
-}
-
-func quality(in []byte) int {
-	m, err := jpegdct.Decode(in, jpegdct.Limits{})
-	if err != nil {
-		return 0
-	}
-	return m.Quality()
-}
-
-// band is the row of a JPEG's input quality (as estimated from its luma
-// table), "" for other inputs.
-func band(name string, in []byte) string {
-	if strings.HasSuffix(strings.ToLower(name), ".png") {
-		return ""
-	}
-	m, err := jpegdct.Decode(in, jpegdct.Limits{})
-	if err != nil {
-		return ""
-	}
-	switch q := m.Quality(); {
-	case q <= 80:
-		return "JPEG input quality ≤ 80"
-	case q <= 90:
-		return "JPEG input quality 81–90"
+	switch quality = m.Quality(); {
+	case quality <= 80:
+		band = "JPEG input quality ≤ 80"
+	case quality <= 90:
+		band = "JPEG input quality 81–90"
 	default:
-		return "JPEG input quality > 90"
+		band = "JPEG input quality > 90"
 	}
+	return "JPEG " + kind + " " + m.Sampling(), band, quality
 }
 
 func median(f func() error, reps int) (float64, error) {
@@ -205,7 +188,8 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 			return fmt.Errorf("no sharp result for %s", base)
 		}
 		mp := float64(src.Bounds().Dx()*src.Bounds().Dy()) / 1e6
-		if c := class(base, in); strings.HasPrefix(c, "JPEG baseline") && mp > biggestMP {
+		c, qband, q := label(base, in)
+		if strings.HasPrefix(c, "JPEG baseline") && mp > biggestMP {
 			biggest, biggestMP = name, mp
 		} else if strings.HasPrefix(c, "JPEG progressive") && mp > biggestProgMP {
 			biggestProg, biggestProgMP = name, mp
@@ -246,11 +230,10 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 			pngSharp.mp += mp
 			pngSharp.sec += rs[2].sec
 		}
-		c := class(base, in)
 		for _, to := range []struct {
 			m map[string]*agg
 			k string
-		}{{classes, c}, {bands, band(base, in)}} {
+		}{{classes, c}, {bands, qband}} {
 			m, k := to.m, to.k
 			if k == "" {
 				continue
@@ -273,7 +256,7 @@ func run(corpus, sharpJSON, sharpOut string, reps int) error {
 			}
 		}
 		fmt.Fprintf(os.Stderr, "%-44s %-26s q%-3d %5.1f MP  imgpipe %6.1f MP/s %8d B %.4f | stdlib %6.1f MP/s %8d B %.4f | sharp %6.1f MP/s %8d B %.4f\n",
-			base, c, quality(in), mp, mp/rs[0].sec, rs[0].out, rs[0].ssim, mp/rs[1].sec, rs[1].out, rs[1].ssim, mp/rs[2].sec, rs[2].out, rs[2].ssim)
+			base, c, q, mp, mp/rs[0].sec, rs[0].out, rs[0].ssim, mp/rs[1].sec, rs[1].out, rs[1].ssim, mp/rs[2].sec, rs[2].out, rs[2].ssim)
 	}
 	keys := make([]string, 0, len(classes))
 	for k := range classes {
