@@ -138,12 +138,21 @@ func Compress(in []byte, q int, lim Limits) (Result, error) {
 
 // pixelPath decodes to pixels (upright, transparency on white) and encodes.
 func pixelPath(in []byte, format string, q int) (Result, error) {
-	img, err := imaging.Decode(bytes.NewReader(in), imaging.AutoOrientation(true))
+	img, err := decodeUpright(in, format)
 	if err != nil {
-		return Result{}, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
+		return Result{}, err
 	}
 	b := img.Bounds()
 	return Result{JPEG: encodeOnWhite(img, q), Format: format, Width: b.Dx(), Height: b.Dy(), Path: "pixel"}, nil
+}
+
+// decodeUpright decodes in whole, turned upright by its EXIF orientation.
+func decodeUpright(in []byte, format string) (image.Image, error) {
+	img, err := imaging.Decode(bytes.NewReader(in), imaging.AutoOrientation(true))
+	if err != nil {
+		return nil, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
+	}
+	return img, nil
 }
 
 // encodeOnWhite encodes img at quality q, transparency on white. The

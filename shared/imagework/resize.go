@@ -1,13 +1,11 @@
 package imagework
 
 import (
-	"bytes"
 	"image"
 	"slices"
 
 	"github.com/disintegration/imaging"
 
-	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
 
@@ -97,11 +95,7 @@ func decodeAtLeast(in []byte, format string, iw, ih, w, h, orient int, lim Limit
 			return upright(img, orient), nil
 		}
 	}
-	img, err := imaging.Decode(bytes.NewReader(in), imaging.AutoOrientation(true))
-	if err != nil {
-		return nil, fault.Wrap(fault.Permanent, ReasonCorrupt, err, "cannot decode the %s image", format)
-	}
-	return img, nil
+	return decodeUpright(in, format)
 }
 
 // upright turns img by EXIF orientation o (1–8; others leave it).

@@ -273,9 +273,14 @@ func (w *symbolWriter) room() {
 	}
 }
 
+// symbols are all the chunks, the last one being filled included.
+func (w *symbolWriter) symbols() [][]symbol {
+	return append(w.chunks[:len(w.chunks):len(w.chunks)], w.out)
+}
+
 // release gives the chunks back to chunkPool once the file is written.
 func (w *symbolWriter) release() {
-	for _, c := range append(w.chunks, w.out) {
+	for _, c := range w.symbols() {
 		chunkPool.Put(&c)
 	}
 	w.chunks, w.out = nil, nil
@@ -422,7 +427,7 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 	// Pass 2: the data.
 	w := bitWriter{out: out}
 	tables := [4]*huffEncoder{&dcT[0], &acT[0], &dcT[1], &acT[1]}
-	for _, syms := range append(sw.chunks, sw.out) {
+	for _, syms := range sw.symbols() {
 		for _, sy := range syms {
 			e := tables[sy>>29]
 			sym := byte(sy >> 21)

@@ -30,6 +30,9 @@ type progScan struct {
 // progPlan is what writeProgressive writes.
 type progPlan struct {
 	scans []progScan
+	// per component, its scans' indexes in order of frequency (one walk
+	// of acScans serves them all)
+	groups [][]int
 	// per component: its blocks across and down, unpadded, and where its
 	// blocks sit in an MCU
 	bw, bh, first []int
@@ -68,18 +71,21 @@ func (f *frame) planProgressive(sw *symbolWriter, acT *[2]huffEncoder) *progPlan
 		p.first = append(p.first, p.perMCU)
 		p.perMCU += c.h * c.v
 	}
-	chunks := append(sw.chunks, sw.out)
 	for _, sc := range progressiveScript {
 		if sc[0] < len(f.comps) {
 			p.scans = append(p.scans, progScan{comp: sc[0], ss: sc[1], se: sc[2]})
 		}
 	}
-	for ci, g := range p.byComponent(len(f.comps)) {
-		scans := make([]*progScan, len(g))
-		for i, si := range g {
-			scans[i] = &p.scans[si]
-		}
-		f.acScans(p, chunks, sw.starts, ci, scans, nil)
+	p.groups = make([][]int, len(f.comps))
+	for i, s := range p.scans {
+		p.groups[s.comp] = append(p.groups[s.comp], i)
+	}
+	for _, g := range p.groups {
+		slices.SortFunc(g, func(a, b int) int { return p.scans[a].ss - p.scans[b].ss })
+	}
+	chunks := sw.symbols()
+	for ci, g := range p.groups {
+		f.acScans(p, chunks, sw.starts, ci, g, nil)
 	}
 	for i := range p.scans {
 		p.scans[i].table = optimalTable(&p.scans[i].freq)
@@ -138,18 +144,19 @@ func (b *band) flush() {
 
 // acScans walks component ci's blocks in scan order (across then down,
 // MCU padding left out) once, and each block's AC symbols once, for all the
-// component's scans (bands, in order of frequency), counting their
-// symbols (ws nil) or writing each scan to its own writer.
-func (f *frame) acScans(p *progPlan, chunks [][]symbol, starts []uint32, ci int, scans []*progScan, ws []*bitWriter) {
+// component's scans (group: their indexes in p.scans, in order of
+// frequency), counting their symbols (ws nil) or writing each scan to its
+// own writer in ws (indexed as p.scans).
+func (f *frame) acScans(p *progPlan, chunks [][]symbol, starts []uint32, ci int, group []int, ws []bitWriter) {
 	c := f.comps[ci]
-	bands := make([]band, len(scans))
-	for i, s := range scans {
-		bands[i] = band{s: s}
+	bands := make([]band, len(group))
+	for i, si := range group {
+		bands[i] = band{s: &p.scans[si]}
 		if ws != nil {
-			bands[i].w = ws[i]
+			bands[i].w = &ws[si]
 		}
 	}
-	last := scans[len(scans)-1].se
+	last := bands[len(bands)-1].s.se
 	for by := 0; by < p.bh[ci]; by++ {
 		// block (bx, by) is block in+bx%h of MCU (bx/h, by/v)
 		row := by/c.v*f.mcusX*p.perMCU + p.first[ci] + by%c.v*c.h
@@ -209,19 +216,6 @@ func (f *frame) acScans(p *progPlan, chunks [][]symbol, starts []uint32, ci int,
 	}
 }
 
-// byComponent groups the plan's scans by component, each group in order
-// of frequency (the walk of acScans needs them so).
-func (p *progPlan) byComponent(ncomp int) [][]int {
-	groups := make([][]int, ncomp)
-	for i, s := range p.scans {
-		groups[s.comp] = append(groups[s.comp], i)
-	}
-	for _, g := range groups {
-		slices.SortFunc(g, func(a, b int) int { return p.scans[a].ss - p.scans[b].ss })
-	}
-	return groups
-}
-
 // writeProgressive writes the plan: the DC scan replays the baseline DC
 // symbols (the same order and predictions), then the AC scans.
 func (f *frame) writeProgressive(dst []byte, sw *symbolWriter, p *progPlan, dcT *[2]huffEncoder) []byte {
@@ -238,7 +232,7 @@ func (f *frame) writeProgressive(dst []byte, sw *symbolWriter, p *progPlan, dcT 
 	}
 	out = append(out, 0, 0, 0)
 	w := bitWriter{out: out}
-	chunks := append(sw.chunks, sw.out)
+	chunks := sw.symbols()
 	for _, at := range sw.starts {
 		sy := chunks[at>>16][at&0xFFFF]
 		e := &dcT[sy>>30&1]
@@ -250,12 +244,8 @@ func (f *frame) writeProgressive(dst []byte, sw *symbolWriter, p *progPlan, dcT 
 	// Each AC scan's data into a writer of its own, a component's scans
 	// in one walk; then the scans in order.
 	ws := make([]bitWriter, len(p.scans))
-	for ci, g := range p.byComponent(len(f.comps)) {
-		scans, wp := make([]*progScan, len(g)), make([]*bitWriter, len(g))
-		for i, si := range g {
-			scans[i], wp[i] = &p.scans[si], &ws[si]
-		}
-		f.acScans(p, chunks, sw.starts, ci, scans, wp)
+	for ci, g := range p.groups {
+		f.acScans(p, chunks, sw.starts, ci, g, ws)
 	}
 	out = w.out
 	for i := range p.scans {
