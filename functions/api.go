@@ -161,8 +161,8 @@ type uploadResponse struct {
 }
 
 // upload accepts multipart/form-data (file in field "csv", optional fields
-// webhookUrl and quality), a raw text/csv body (options as query
-// parameters) or JSON.
+// webhookUrl, quality, maxWidth, maxHeight and sizes), a raw text/csv body
+// (options as query parameters) or JSON.
 func upload(w http.ResponseWriter, r *http.Request) {
 	d, err := loadDeps()
 	if err != nil {
@@ -244,7 +244,9 @@ func readSubmission(r *http.Request, lim batch.Limits, add func(batch.Product) e
 	case "application/json":
 		return batch.ParseJSON(r.Body, lim)
 	case "text/csv", "application/csv", "text/plain":
-		return csvSubmission(r.Body, r.URL.Query().Get("webhookUrl"), r.URL.Query().Get("quality"), lim, add)
+		q := r.URL.Query()
+		return csvSubmission(r.Body, csvOptions{webhookURL: q.Get("webhookUrl"), quality: q.Get("quality"),
+			maxWidth: q.Get("maxWidth"), maxHeight: q.Get("maxHeight"), sizes: q.Get("sizes")}, lim, add)
 	case "multipart/form-data":
 		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim, add)
 	default:
@@ -253,38 +255,56 @@ func readSubmission(r *http.Request, lim batch.Limits, add func(batch.Product) e
 	}
 }
 
-// options validates the options that come beside a CSV.
-func options(webhookURL, quality string) (int, error) {
+// csvOptions are the options that come beside a CSV, as query or form
+// fields, unparsed.
+type csvOptions struct {
+	webhookURL, quality, maxWidth, maxHeight, sizes string
+}
+
+// optionFields are the form fields csvOptions come from.
+var optionFields = map[string]func(*csvOptions) *string{
+	"webhookUrl": func(o *csvOptions) *string { return &o.webhookURL },
+	"quality":    func(o *csvOptions) *string { return &o.quality },
+	"maxWidth":   func(o *csvOptions) *string { return &o.maxWidth },
+	"maxHeight":  func(o *csvOptions) *string { return &o.maxHeight },
+	"sizes":      func(o *csvOptions) *string { return &o.sizes },
+}
+
+// submission validates the options that come beside a CSV, reporting
+// every problem at once.
+func (o csvOptions) submission() (batch.Submission, error) {
 	var problems []string
-	q, err := batch.ParseQuality(quality)
+	q, err := batch.ParseQuality(o.quality)
 	if err != nil {
 		problems = append(problems, "quality: "+err.Error())
 	}
-	if err := batch.CheckWebhookURL(webhookURL); err != nil {
+	if err := batch.CheckWebhookURL(o.webhookURL); err != nil {
 		problems = append(problems, "webhookUrl: "+err.Error())
 	}
+	sizing, sp := batch.ParseSizing(o.maxWidth, o.maxHeight, o.sizes)
+	problems = append(problems, sp...)
 	if len(problems) > 0 {
-		return 0, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options", Details: problems}
+		return batch.Submission{}, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options", Details: problems}
 	}
-	return q, nil
+	return batch.Submission{WebhookURL: o.webhookURL, Quality: q, Sizing: sizing}, nil
 }
 
-func csvSubmission(body io.Reader, webhookURL, quality string, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
-	q, err := options(webhookURL, quality)
+func csvSubmission(body io.Reader, o csvOptions, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
+	sub, err := o.submission()
 	if err != nil {
 		return batch.Submission{}, err
 	}
 	if err := batch.ParseCSVTo(body, lim, add); err != nil {
 		return batch.Submission{}, err
 	}
-	return batch.Submission{WebhookURL: webhookURL, Quality: q}, nil
+	return sub, nil
 }
 
 // multipartSubmission streams the parts: the CSV is parsed as it arrives;
 // option fields may come before or after it.
 func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
 	var sawCSV bool
-	fields := map[string]string{}
+	var opts csvOptions
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -306,24 +326,23 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.
 			if err := batch.ParseCSVTo(part, lim, add); err != nil {
 				return batch.Submission{}, err
 			}
-		case "webhookUrl", "quality":
+		default:
+			field, ok := optionFields[name]
+			if !ok {
+				_, _ = io.Copy(io.Discard, part)
+				continue
+			}
 			b, err := io.ReadAll(io.LimitReader(part, 4096))
 			if err != nil {
 				return batch.Submission{}, fault.New(fault.Invalid, "", "reading field %q: %v", name, err)
 			}
-			fields[name] = strings.TrimSpace(string(b))
-		default:
-			_, _ = io.Copy(io.Discard, part)
+			*field(&opts) = strings.TrimSpace(string(b))
 		}
 	}
 	if !sawCSV {
 		return batch.Submission{}, fault.New(fault.Invalid, "", `the form has no "csv" file field`)
 	}
-	q, err := options(fields["webhookUrl"], fields["quality"])
-	if err != nil {
-		return batch.Submission{}, err
-	}
-	return batch.Submission{WebhookURL: fields["webhookUrl"], Quality: q}, nil
+	return opts.submission()
 }
 
 func status(w http.ResponseWriter, r *http.Request) {

@@ -22,17 +22,21 @@ func FuzzUpload(f *testing.F) {
 	for _, name := range append(files, filepath.Join("..", "testdata", "sample.csv")) {
 		b, _ := os.ReadFile(name)
 		f.Add("text/csv", "quality=70", b)
+		f.Add("text/csv", "maxWidth=1600&maxHeight=x&sizes=thumb:200,medium:800x800", b)
 		var mp bytes.Buffer
 		mw := multipart.NewWriter(&mp)
 		mw.WriteField("quality", "40")
 		fw, _ := mw.CreateFormFile("csv", "x.csv")
 		fw.Write(b)
 		mw.WriteField("webhookUrl", "https://hooks.example/x")
+		mw.WriteField("sizes", `[{"name":"thumb","width":200}]`)
+		mw.WriteField("maxHeight", "900")
 		mw.Close()
 		f.Add(mw.FormDataContentType(), "", mp.Bytes())
 	}
 	js, _ := os.ReadFile(filepath.Join("..", "testdata", "upload.json"))
 	f.Add("application/json", "", js)
+	f.Add("application/json", "", []byte(`{"products":[{"serialNumber":1,"productName":"a","inputUrls":["http://h/x"]}],"maxWidth":"1600","sizes":[{"name":"t","width":2}]}`))
 	f.Add("application/json; charset=utf-8", "", []byte(`{"products":[{"serialNumber":true}]}`))
 	f.Add("multipart/form-data; boundary=x", "", []byte("--x\r\nContent-Disposition: form-data; name=\"csv\"\r\n\r\na,b\r\n--x--"))
 	lim := batch.DefaultLimits
@@ -50,6 +54,15 @@ func FuzzUpload(f *testing.F) {
 		if err == nil {
 			if len(sub.Products)+len(streamed) == 0 || len(sub.Products) > 0 && len(streamed) > 0 || sub.Quality < 1 || sub.Quality > 100 || batch.CheckWebhookURL(sub.WebhookURL) != nil {
 				t.Fatalf("accepted %+v", sub)
+			}
+			z := sub.Sizing
+			if z.MaxWidth < 0 || z.MaxWidth > batch.MaxSide || z.MaxHeight < 0 || z.MaxHeight > batch.MaxSide || len(z.Sizes) > batch.MaxSizes {
+				t.Fatalf("accepted sizing %+v", z)
+			}
+			for _, sz := range z.Sizes {
+				if sz.Name == "" || sz.Width+sz.Height == 0 {
+					t.Fatalf("accepted size %+v", sz)
+				}
 			}
 			return
 		}

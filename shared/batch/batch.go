@@ -42,6 +42,7 @@ type Submission struct {
 	Products   []Product
 	WebhookURL string
 	Quality    int
+	Sizing     Sizing
 	// Trace is the upload's Cloud Trace name (projects/P/traces/ID), when
 	// the platform gave one: every log line of its images carries it.
 	Trace string
@@ -92,11 +93,25 @@ type ImageResult struct {
 	KeptInput  bool       `json:"keptInput,omitempty" firestore:"keptInput,omitempty"` // the input JPEG was smaller than our output
 	Codec      string     `json:"codec,omitempty" firestore:"codec,omitempty"`         // "dct" (recompressed coefficients) or "pixel"
 	Format     string     `json:"format,omitempty" firestore:"format,omitempty"`
-	Attempt    int        `json:"attempt,omitempty" firestore:"attempt,omitempty"`
+	// Width and Height are the main output's, upright.
+	Width  int `json:"width,omitempty" firestore:"width,omitempty"`
+	Height int `json:"height,omitempty" firestore:"height,omitempty"`
+	// Sizes are the extra outputs the request asked for, in its order.
+	Sizes   []SizeOutput `json:"sizes,omitempty" firestore:"sizes,omitempty"`
+	Attempt int          `json:"attempt,omitempty" firestore:"attempt,omitempty"`
 	// SameAs is the image whose fetch and compression this one shares
 	// (the same URL earlier in the request); its output is that image's.
 	SameAs     string    `json:"sameAs,omitempty" firestore:"sameAs,omitempty"`
 	FinishedAt time.Time `json:"finishedAt" firestore:"finishedAt"`
+}
+
+// SizeOutput is one extra output of an image.
+type SizeOutput struct {
+	Name     string `json:"name" firestore:"name"`
+	Object   string `json:"object" firestore:"object"`
+	Width    int    `json:"width" firestore:"width"`
+	Height   int    `json:"height" firestore:"height"`
+	OutBytes int64  `json:"outputBytes" firestore:"outputBytes"`
 }
 
 // Counts are a request's progress.

@@ -259,10 +259,14 @@ type jsonUpload struct {
 	} `json:"products"`
 	WebhookURL string          `json:"webhookUrl"`
 	Quality    json.RawMessage `json:"quality"`
+	MaxWidth   json.RawMessage `json:"maxWidth"`
+	MaxHeight  json.RawMessage `json:"maxHeight"`
+	Sizes      json.RawMessage `json:"sizes"`
 }
 
 // ParseJSON reads {"products":[{"serialNumber","productName","inputUrls":[…]}],
-// "webhookUrl","quality"}. serialNumber may be a string or a number.
+// "webhookUrl","quality","maxWidth","maxHeight","sizes"}. serialNumber may
+// be a string or a number; the sizing options are SizingFromJSON's.
 func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -317,6 +321,11 @@ func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 		probs.add("webhookUrl: %v", err)
 	}
 	sub.WebhookURL = in.WebhookURL
+	var sizingProblems []string
+	sub.Sizing, sizingProblems = SizingFromJSON(in.MaxWidth, in.MaxHeight, in.Sizes)
+	for _, p := range sizingProblems {
+		probs.add("%s", p)
+	}
 	if err := probs.err(); err != nil {
 		return Submission{}, err
 	}

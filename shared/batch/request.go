@@ -14,6 +14,7 @@ type Request struct {
 	Shards       int       `firestore:"shards"`
 	ChunkStarts  []int     `firestore:"chunkStarts"`
 	Quality      int       `firestore:"quality"`
+	Sizing       *Sizing   `firestore:"sizing,omitempty"` // nil when the request resizes nothing
 	WebhookURL   string    `firestore:"webhookUrl,omitempty"`
 	Owner        string    `firestore:"owner,omitempty"`
 	BaseURL      string    `firestore:"baseUrl,omitempty"` // the API's base URL the request came through, for links
