@@ -67,7 +67,11 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
 	out := make([]Result, len(boxes))
 	src := img
-	for _, o := range order {
+	for k, o := range order {
+		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
+			out[o.i] = out[order[k-1].i] // the same size twice: encoded once
+			continue
+		}
 		if b := src.Bounds(); b.Dx() != o.w || b.Dy() != o.h {
 			src = imaging.Resize(src, o.w, o.h, imaging.Lanczos)
 		}

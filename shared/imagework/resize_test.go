@@ -73,3 +73,60 @@ func TestResize(t *testing.T) {
 		}
 	}
 }
+
+// Sized without boxes is Compress, byte for byte; a main output that keeps
+// the image's size is Compress's, and an extra that would keep it too
+// shares those bytes; a shrinking main output comes with its extras from
+// one Resize, each at its box's size.
+func TestSized(t *testing.T) {
+	for _, name := range []string{"coffee.jpg", "coffee-exif-rotated.jpg", "chelsea.png"} {
+		in := fixture(t, name)
+		plain, err := Compress(in, 50, DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, h := plain.Width, plain.Height
+		main, extra, err := Sized(in, 50, DefaultLimits, Box{}, nil)
+		if err != nil || !bytes.Equal(main.JPEG, plain.JPEG) || extra != nil {
+			t.Fatalf("%s without boxes: %d bytes, %d extras, %v; Compress gives %d bytes", name, len(main.JPEG), len(extra), err, len(plain.JPEG))
+		}
+		// The main output fits already: Compress's bytes, and so are those
+		// of the extra box it fits in.
+		boxes := []Box{{Width: 100}, {Width: 4000, Height: 4000}, {Height: 50}}
+		main, extra, err = Sized(in, 50, DefaultLimits, Box{Width: w, Height: h}, boxes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(main.JPEG, plain.JPEG) || main.Path != plain.Path || !bytes.Equal(extra[1].JPEG, plain.JPEG) {
+			t.Errorf("%s: an output at the image's size is not Compress's (main path %s)", name, main.Path)
+		}
+		checkSizes(t, name, w, h, boxes, extra)
+		// The main output shrinks.
+		mainBox := Box{Width: w / 2}
+		main, extra, err = Sized(in, 50, DefaultLimits, mainBox, boxes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if main.Path != "resize" {
+			t.Errorf("%s: shrunk main output by path %q", name, main.Path)
+		}
+		checkSizes(t, name, w, h, append([]Box{mainBox}, boxes...), append([]Result{main}, extra...))
+	}
+}
+
+// checkSizes checks that each result decodes at its box's fit of w×h.
+func checkSizes(t *testing.T, name string, w, h int, boxes []Box, res []Result) {
+	t.Helper()
+	if len(res) != len(boxes) {
+		t.Fatalf("%s: %d results for %d boxes", name, len(res), len(boxes))
+	}
+	for i, r := range res {
+		cfg, err := jpeg.DecodeConfig(bytes.NewReader(r.JPEG))
+		if err != nil {
+			t.Fatalf("%s box %+v: %v", name, boxes[i], err)
+		}
+		if ww, wh := boxes[i].Fit(w, h); cfg.Width != ww || cfg.Height != wh || r.Width != ww || r.Height != wh {
+			t.Errorf("%s box %+v: %d×%d (result says %d×%d), want %d×%d", name, boxes[i], cfg.Width, cfg.Height, r.Width, r.Height, ww, wh)
+		}
+	}
+}

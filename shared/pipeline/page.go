@@ -20,6 +20,19 @@ type ImageView struct {
 	Reason       string // the code, for failed images
 	ReasonText   string // the code in words
 	Message      string // what failed, in detail
+	// Width and Height are the main output's, once the image is done;
+	// Sizes its extra outputs, in the request's order.
+	Width, Height int
+	Sizes         []SizeView
+}
+
+// SizeView is one extra output of an image.
+type SizeView struct {
+	Name        string `json:"-"`
+	URL         string `json:"url"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	OutputBytes int64  `json:"outputBytes"`
 }
 
 // ProductPage is one product with its images, as the status page shows it.
@@ -52,6 +65,10 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 				switch res.State {
 				case batch.ImageDone:
 					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, s.Bucket.URL(res.Object)
+					iv.Width, iv.Height = res.Width, res.Height
+					for _, o := range res.Sizes {
+						iv.Sizes = append(iv.Sizes, SizeView{Name: o.Name, URL: s.Bucket.URL(o.Object), Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
+					}
 					if res.InputBytes > 0 {
 						iv.SavedPercent = math.Round(1000*float64(res.InputBytes-res.OutBytes)/float64(res.InputBytes)) / 10
 					}

@@ -164,13 +164,17 @@ func (s *Service) Submit(ctx context.Context, st batch.Staging, sub batch.Submis
 			return batch.Request{ID: st.ID()}, err
 		}
 	}
-	r, err := st.Commit(ctx, batch.Request{BaseURL: baseURL, Quality: sub.Quality, WebhookURL: sub.WebhookURL, Owner: owner})
+	var sizing *batch.Sizing
+	if !sub.Sizing.IsZero() {
+		sizing = &sub.Sizing
+	}
+	r, err := st.Commit(ctx, batch.Request{BaseURL: baseURL, Quality: sub.Quality, WebhookURL: sub.WebhookURL, Owner: owner, Sizing: sizing})
 	if err != nil {
 		return r, err
 	}
 	idx := is.index
 	idx.setShards(r.Shards)
-	base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Trace: sub.Trace}
+	base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Sizing: sizing, Trace: sub.Trace}
 	var unsent []queue.ImageMessage // only refs, shards and copies are kept
 	var lastErr error
 	next := 0 // the first of idx.firsts not yet published
@@ -499,20 +503,38 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 		return batch.ImageResult{}, err
 	}
 	lap(&ph.fetch)
-	out, err := imagework.Compress(in, m.Quality, s.ImageLimits)
+	var main imagework.Box
+	var boxes []imagework.Box
+	if z := m.Sizing; z != nil {
+		main = imagework.Box{Width: z.MaxWidth, Height: z.MaxHeight}
+		for _, sz := range z.Sizes {
+			boxes = append(boxes, imagework.Box{Width: sz.Width, Height: sz.Height})
+		}
+	}
+	out, extra, err := imagework.Sized(in, m.Quality, s.ImageLimits, main, boxes)
 	if err != nil {
 		return batch.ImageResult{}, err
 	}
 	lap(&ph.compress)
-	name := batch.ObjectName(m.RequestID, m.Image)
-	if err := retryTransient(ctx, func() error { return s.Bucket.Put(ctx, name, out.JPEG) }); err != nil {
+	res := batch.ImageResult{
+		State: batch.ImageDone, Object: batch.ObjectName(m.RequestID, m.Image), InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
+		KeptInput: out.KeptInput, Codec: out.Path, Format: out.Format, Width: out.Width, Height: out.Height,
+	}
+	// The extra outputs first: once the main output exists, so do they.
+	for i, e := range extra {
+		sz := m.Sizing.Sizes[i]
+		o := batch.SizeOutput{Name: sz.Name, Object: batch.SizeObjectName(m.RequestID, m.Image, sz.Name), Width: e.Width, Height: e.Height, OutBytes: int64(len(e.JPEG))}
+		if err := retryTransient(ctx, func() error { return s.Bucket.Put(ctx, o.Object, e.JPEG) }); err != nil {
+			return batch.ImageResult{}, err
+		}
+		res.Sizes = append(res.Sizes, o)
+	}
+	if err := retryTransient(ctx, func() error { return s.Bucket.Put(ctx, res.Object, out.JPEG) }); err != nil {
 		return batch.ImageResult{}, err
 	}
 	lap(&ph.store)
-	return batch.ImageResult{
-		State: batch.ImageDone, Object: name, InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
-		KeptInput: out.KeptInput, Codec: out.Path, Format: out.Format, FinishedAt: time.Now().UTC(),
-	}, nil
+	res.FinishedAt = time.Now().UTC()
+	return res, nil
 }
 
 // checkCompletion finishes the request when m's image was the last one: the

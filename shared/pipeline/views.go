@@ -22,16 +22,18 @@ type StatusView struct {
 	// InputBytes and OutputBytes sum the compressed images so far (each
 	// occurrence of a repeated URL as listed); SavedBytes is their
 	// difference and SavedPercent its share of InputBytes.
-	InputBytes   int64         `json:"inputBytes"`
-	OutputBytes  int64         `json:"outputBytes"`
-	SavedBytes   int64         `json:"savedBytes"`
-	SavedPercent float64       `json:"savedPercent"`
-	CreatedAt    time.Time     `json:"createdAt"`
-	UpdatedAt    time.Time     `json:"updatedAt"`
-	CompletedAt  *time.Time    `json:"completedAt,omitempty"`
-	Webhook      *WebhookView  `json:"webhook,omitempty"`
-	Products     []ProductView `json:"products"`
-	Page         PageView      `json:"page"`
+	InputBytes   int64      `json:"inputBytes"`
+	OutputBytes  int64      `json:"outputBytes"`
+	SavedBytes   int64      `json:"savedBytes"`
+	SavedPercent float64    `json:"savedPercent"`
+	CreatedAt    time.Time  `json:"createdAt"`
+	UpdatedAt    time.Time  `json:"updatedAt"`
+	CompletedAt  *time.Time `json:"completedAt,omitempty"`
+	// Sizing echoes the request's sizing options, when it has any.
+	Sizing   *batch.Sizing `json:"sizing,omitempty"`
+	Webhook  *WebhookView  `json:"webhook,omitempty"`
+	Products []ProductView `json:"products"`
+	Page     PageView      `json:"page"`
 }
 
 // ProductView is one product with its outputs aligned to its inputs.
@@ -41,6 +43,17 @@ type ProductView struct {
 	InputImageURLs  []string     `json:"inputImageUrls"`
 	OutputImageURLs []string     `json:"outputImageUrls"` // "" where failed or pending
 	Errors          []ImageError `json:"errors,omitempty"`
+	// Outputs, in a request with sizing options, describe each compressed
+	// image's outputs: the main one's size and the extra sizes by name.
+	Outputs []ImageOutputs `json:"outputs,omitempty"`
+}
+
+// ImageOutputs are the outputs of one compressed image of a product.
+type ImageOutputs struct {
+	Index  int                 `json:"index"` // position in inputImageUrls
+	Width  int                 `json:"width"`
+	Height int                 `json:"height"`
+	Sizes  map[string]SizeView `json:"sizes,omitempty"`
 }
 
 // ImageError explains one failed image.
@@ -77,7 +90,7 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	v := StatusView{
 		RequestID: r.ID, TotalImages: r.TotalImages, ProcessedImages: c.Processed, FailedImages: c.Failed,
 		InputBytes: c.InputBytes, OutputBytes: c.OutputBytes, SavedBytes: c.InputBytes - c.OutputBytes,
-		CreatedAt: r.CreatedAt, UpdatedAt: maxTime(r.CreatedAt, updated),
+		CreatedAt: r.CreatedAt, UpdatedAt: maxTime(r.CreatedAt, updated), Sizing: r.Sizing,
 	}
 	if c.InputBytes > 0 {
 		v.SavedPercent = math.Round(1000*float64(v.SavedBytes)/float64(c.InputBytes)) / 10
@@ -140,6 +153,16 @@ func (s *Service) productViews(ctx context.Context, r batch.Request, from, to in
 			switch im.State {
 			case "done":
 				pv.OutputImageURLs[u] = im.OutputURL
+				if r.Sizing != nil {
+					o := ImageOutputs{Index: u, Width: im.Width, Height: im.Height}
+					for _, sz := range im.Sizes {
+						if o.Sizes == nil {
+							o.Sizes = map[string]SizeView{}
+						}
+						o.Sizes[sz.Name] = sz
+					}
+					pv.Outputs = append(pv.Outputs, o)
+				}
 			case "failed":
 				pv.Errors = append(pv.Errors, ImageError{Index: u, InputURL: im.InputURL, Reason: im.Reason, Message: im.Message})
 			}
@@ -150,16 +173,26 @@ func (s *Service) productViews(ctx context.Context, r batch.Request, from, to in
 }
 
 // Report writes the request as CSV: Serial Number, Product Name, Input
-// Image URLs, Output Image URLs, in input order, URL lists comma-separated
-// and aligned (an empty entry where an image failed or is pending). It
-// streams page by page, so its memory does not grow with the request.
+// Image URLs, Output Image URLs, then one "Output Image URLs (name)" column
+// per extra size the request asked for, in input order, URL lists
+// comma-separated and aligned (an empty entry where an image failed or is
+// pending). It streams page by page, so its memory does not grow with the
+// request.
 func (s *Service) Report(ctx context.Context, id, owner string, w io.Writer) error {
 	r, err := s.getOwned(ctx, id, owner)
 	if err != nil {
 		return err
 	}
+	var sizes []batch.Size
+	if r.Sizing != nil {
+		sizes = r.Sizing.Sizes
+	}
 	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{batch.ColSerial, batch.ColName, batch.ColURLs, "Output Image URLs"}); err != nil {
+	header := []string{batch.ColSerial, batch.ColName, batch.ColURLs, "Output Image URLs"}
+	for _, sz := range sizes {
+		header = append(header, "Output Image URLs ("+sz.Name+")")
+	}
+	if err := cw.Write(header); err != nil {
 		return err
 	}
 	for from := 0; from < r.ProductCount; from += MaxPage {
@@ -168,10 +201,18 @@ func (s *Service) Report(ctx context.Context, id, owner string, w io.Writer) err
 			return err
 		}
 		for _, v := range views {
-			if err := cw.Write([]string{
+			row := []string{
 				SafeCell(v.SerialNumber), SafeCell(v.ProductName),
 				SafeCell(strings.Join(v.InputImageURLs, ", ")), SafeCell(strings.Join(v.OutputImageURLs, ", ")),
-			}); err != nil {
+			}
+			for _, sz := range sizes {
+				urls := make([]string, len(v.InputImageURLs))
+				for _, o := range v.Outputs {
+					urls[o.Index] = o.Sizes[sz.Name].URL
+				}
+				row = append(row, SafeCell(strings.Join(urls, ", ")))
+			}
+			if err := cw.Write(row); err != nil {
 				return err
 			}
 		}

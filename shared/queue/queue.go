@@ -34,6 +34,9 @@ type ImageMessage struct {
 	Image     batch.ImageRef `json:"image"`
 	URL       string         `json:"url"`
 	Quality   int            `json:"quality"`
+	// Sizing is how the request sizes its outputs; nil keeps the image's
+	// size and makes no extra output.
+	Sizing *batch.Sizing `json:"sizing,omitempty"`
 	Shard     int            `json:"shard"`
 	// Trace links the image's log lines to its upload's
 	// (projects/P/traces/ID); empty when the upload had none.
@@ -61,6 +64,16 @@ func Decode(data []byte) (ImageMessage, error) {
 	}
 	if m.RequestID == "" || m.URL == "" || m.Quality < 1 || m.Quality > 100 || m.Image.Product < 0 || m.Image.URL < 0 || m.Shard < 0 {
 		return m, fault.New(fault.Permanent, "bad_message", "incomplete image message %s", data)
+	}
+	if z := m.Sizing; z != nil {
+		if len(z.Sizes) > batch.MaxSizes || z.MaxWidth < 0 || z.MaxHeight < 0 {
+			return m, fault.New(fault.Permanent, "bad_message", "image message with bad sizing %s", data)
+		}
+		for _, sz := range z.Sizes {
+			if sz.Name == "" || sz.Width < 0 || sz.Height < 0 || sz.Width+sz.Height == 0 {
+				return m, fault.New(fault.Permanent, "bad_message", "image message with a bad size %s", data)
+			}
+		}
 	}
 	for _, c := range m.Copies {
 		if c.Product < 0 || c.URL < 0 || c.Shard < 0 {
