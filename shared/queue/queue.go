@@ -37,7 +37,7 @@ type ImageMessage struct {
 	// Sizing is how the request sizes its outputs; nil keeps the image's
 	// size and makes no extra output.
 	Sizing *batch.Sizing `json:"sizing,omitempty"`
-	Shard     int            `json:"shard"`
+	Shard  int           `json:"shard"`
 	// Trace links the image's log lines to its upload's
 	// (projects/P/traces/ID); empty when the upload had none.
 	Trace string `json:"trace,omitempty"`
