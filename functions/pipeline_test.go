@@ -357,6 +357,9 @@ func imageServer() http.Handler {
 		w.Write(b[:len(b)/2])
 	})
 	mux.HandleFunc("/tiny/", func(w http.ResponseWriter, r *http.Request) { w.Write(tinyJPEG) })
+	mux.HandleFunc("/large/", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "large.jpg", time.Time{}, bytes.NewReader(largePhoto()))
+	})
 	// /bench/ answers as a static file server does, with Content-Length.
 	mux.HandleFunc("/bench/", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeContent(w, r, "bench.jpg", time.Time{}, bytes.NewReader(benchImage))
