@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"net/http"
 	"os"
 	"os/exec"
@@ -196,5 +197,46 @@ func TestCLIBinaryExitCodes(t *testing.T) {
 	}
 	if code, out := run(apiKey, "upload", good, "--wait"); code != 0 || !strings.Contains(out, "progress: 1/1") || strings.Contains(out, "\r") {
 		t.Errorf("upload --wait into a pipe: exit %d:\n%q", code, out)
+	}
+}
+
+// upload --max-width and --sizes size the outputs; status says how, and
+// download saves every size beside the main output; a bad size is refused
+// before anything is sent.
+func TestCLISizes(t *testing.T) {
+	t.Parallel()
+	needStack(t)
+	q := fmt.Sprint(time.Now().UnixNano())
+	csv := writeFile(t, "products.csv", "Serial Number,Product Name,Input Image URLs\n"+
+		"S1,Mug,\""+imageURL+"/images/coffee.jpg?clisizes="+q+","+imageURL+"/images/chelsea.png?clisizes="+q+"\"\n")
+	code, out, errs := runCLI(t, nil, "", "upload", csv, "--wait", "--max-width", "300", "--sizes", "thumb:100,box:x50")
+	if code != cli.ExitOK || !strings.Contains(out, "sizes: main fit in 300×any; thumb 100×any, box any×50") {
+		t.Fatalf("upload: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	id := strings.Fields(strings.TrimPrefix(out, "request "))[0]
+	if code, out, _ := runCLI(t, nil, "", "status", id); code != cli.ExitOK || !strings.Contains(out, "sizes: main fit in 300×any; thumb 100×any, box any×50") {
+		t.Errorf("status: exit %d: %s", code, out)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	code, out, errs = runCLI(t, nil, "", "download", id, "-d", dir)
+	if code != cli.ExitOK || !strings.Contains(out, "6 outputs") {
+		t.Fatalf("download: exit %d: %s %s", code, out, errs)
+	}
+	// coffee.jpg is 600×400, chelsea.png 320×213.
+	for name, want := range map[string][2]int{"S1-1.jpg": {300, 200}, "S1-1-thumb.jpg": {100, 67}, "S1-1-box.jpg": {75, 50},
+		"S1-2.jpg": {300, 200}, "S1-2-thumb.jpg": {100, 67}, "S1-2-box.jpg": {75, 50}} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("download: %v", err)
+			continue
+		}
+		cfg, err := jpeg.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != want[0] || cfg.Height != want[1] {
+			t.Errorf("%s: %d×%d (%v), want %d×%d", name, cfg.Width, cfg.Height, err, want[0], want[1])
+		}
+	}
+	if code, _, errs := runCLI(t, nil, "", "upload", csv, "--sizes", "thumb:0"); code != cli.ExitError || !strings.Contains(errs, `width "0" is not a whole number`) {
+		t.Errorf("a bad size: exit %d: %s", code, errs)
 	}
 }

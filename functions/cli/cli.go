@@ -64,6 +64,7 @@ func OSEnv() Env {
 const usage = `imgpipe: compress a catalogue's images with an imgpipe deployment.
 
   imgpipe upload FILE.csv|FILE.json [--quality N] [--webhook URL] [--wait]
+                 [--max-width W] [--max-height H] [--sizes thumb:200,medium:800x800]
   imgpipe status ID
   imgpipe report ID [-o FILE.csv]
   imgpipe download ID -d DIR
@@ -102,7 +103,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 		quality := fs.Int("quality", 0, "JPEG quality of the outputs, 1-100 (the server's default: 50)")
 		hook := fs.String("webhook", "", "URL to notify when the request finishes")
 		wait := fs.Bool("wait", false, "show progress until the request finishes")
-		run = func(a []string) (int, error) { return c.upload(ctx, a, *quality, *hook, *wait) }
+		var o uploadOptions
+		fs.StringVar(&o.maxWidth, "max-width", "", "fit the main outputs inside this width, in pixels (never enlarged)")
+		fs.StringVar(&o.maxHeight, "max-height", "", "fit the main outputs inside this height, in pixels")
+		fs.StringVar(&o.sizes, "sizes", "", "up to 5 extra outputs per image: name:WIDTH, name:WIDTHxHEIGHT or name:xHEIGHT, comma-separated")
+		run = func(a []string) (int, error) {
+			o.quality, o.hook = *quality, *hook
+			return c.upload(ctx, a, o, *wait)
+		}
 	case "status":
 		run = func(a []string) (int, error) { return c.status(ctx, a) }
 	case "report":
@@ -269,15 +277,27 @@ type uploaded struct {
 	ViewURL     string `json:"viewUrl,omitempty"`
 }
 
-func (c *command) upload(ctx context.Context, args []string, quality int, hook string, wait bool) (int, error) {
+// uploadOptions are upload's flags; the sizing ones as given.
+type uploadOptions struct {
+	quality                    int
+	hook                       string
+	maxWidth, maxHeight, sizes string
+}
+
+func (c *command) upload(ctx context.Context, args []string, o uploadOptions, wait bool) (int, error) {
 	if len(args) != 1 {
 		return ExitError, errors.New("upload takes one file: imgpipe upload products.csv [--wait]")
 	}
 	if err := c.needServer(); err != nil {
 		return ExitError, err
 	}
+	quality, hook := o.quality, o.hook
 	if quality != 0 && (quality < 1 || quality > 100) {
 		return ExitError, fmt.Errorf("--quality %d: want 1 to 100", quality)
+	}
+	sizing, probs := batch.ParseSizing(o.maxWidth, o.maxHeight, o.sizes)
+	if len(probs) > 0 {
+		return ExitError, fmt.Errorf("the sizing flags: %s (--max-width, --max-height, --sizes)", strings.Join(probs, "; "))
 	}
 	data, err := os.ReadFile(args[0])
 	if err != nil {
@@ -297,6 +317,15 @@ func (c *command) upload(ctx context.Context, args []string, quality int, hook s
 		if hook != "" {
 			doc["webhookUrl"] = hook
 		}
+		if sizing.MaxWidth > 0 {
+			doc["maxWidth"] = sizing.MaxWidth
+		}
+		if sizing.MaxHeight > 0 {
+			doc["maxHeight"] = sizing.MaxHeight
+		}
+		if len(sizing.Sizes) > 0 {
+			doc["sizes"] = sizing.Sizes
+		}
 		_ = json.NewEncoder(&body).Encode(doc)
 		contentType = "application/json"
 	} else {
@@ -306,6 +335,16 @@ func (c *command) upload(ctx context.Context, args []string, quality int, hook s
 		}
 		if hook != "" {
 			_ = mw.WriteField("webhookUrl", hook)
+		}
+		if sizing.MaxWidth > 0 {
+			_ = mw.WriteField("maxWidth", fmt.Sprint(sizing.MaxWidth))
+		}
+		if sizing.MaxHeight > 0 {
+			_ = mw.WriteField("maxHeight", fmt.Sprint(sizing.MaxHeight))
+		}
+		if len(sizing.Sizes) > 0 {
+			sizes, _ := json.Marshal(sizing.Sizes)
+			_ = mw.WriteField("sizes", string(sizes))
 		}
 		fw, _ := mw.CreateFormFile("csv", filepath.Base(args[0]))
 		_, _ = fw.Write(data)
@@ -443,6 +482,9 @@ func (c *command) summary(ctx context.Context, s statusView, u uploaded) (int, e
 	}
 	c.out("%s: %d of %d images compressed, %d failed\n", s.Status, s.ProcessedImages, s.TotalImages, s.FailedImages)
 	c.out("bytes: %s → %s, saved %s (%.1f %%)\n", humanBytes(s.InputBytes), humanBytes(s.OutputBytes), humanBytes(s.SavedBytes), s.SavedPercent)
+	if s.Sizing != nil {
+		c.out("sizes: %s\n", describeSizing(*s.Sizing))
+	}
 	if len(reasons) > 0 {
 		keys := make([]string, 0, len(reasons))
 		for k := range reasons {
@@ -509,7 +551,33 @@ func (c *command) status(ctx context.Context, args []string) (int, error) {
 		c.out("; %s → %s (saved %.1f %%)", humanBytes(s.InputBytes), humanBytes(s.OutputBytes), s.SavedPercent)
 	}
 	c.out("\n")
+	if s.Sizing != nil {
+		c.out("sizes: %s\n", describeSizing(*s.Sizing))
+	}
 	return code, nil
+}
+
+// describeSizing says in a line how a request sizes its outputs:
+// "main fit in 1600×any; thumb 200×any, medium 800×800".
+func describeSizing(z batch.Sizing) string {
+	side := func(n int) string {
+		if n == 0 {
+			return "any"
+		}
+		return fmt.Sprint(n)
+	}
+	main := "main at its own size"
+	if z.MaxWidth > 0 || z.MaxHeight > 0 {
+		main = "main fit in " + side(z.MaxWidth) + "×" + side(z.MaxHeight)
+	}
+	var extra []string
+	for _, sz := range z.Sizes {
+		extra = append(extra, sz.Name+" "+side(sz.Width)+"×"+side(sz.Height))
+	}
+	if len(extra) == 0 {
+		return main
+	}
+	return main + "; " + strings.Join(extra, ", ")
 }
 
 func (c *command) report(ctx context.Context, args []string, out string) (int, error) {
@@ -544,7 +612,8 @@ func (c *command) report(ctx context.Context, args []string, out string) (int, e
 }
 
 // download saves every output of the request into dir, named
-// SERIAL-N.jpg (N counts the product's images from 1), with a bar.
+// SERIAL-N.jpg (N counts the product's images from 1), and each extra size
+// as SERIAL-N-NAME.jpg, with a bar.
 func (c *command) download(ctx context.Context, args []string, dir string) (int, error) {
 	if len(args) != 1 || dir == "" {
 		return ExitError, errors.New("download takes a request ID and a folder: imgpipe download ID -d DIR")
@@ -573,6 +642,16 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 					continue
 				}
 				items = append(items, item{name: fmt.Sprintf("%s-%d.jpg", safeName(p.SerialNumber), i+1), url: o})
+			}
+			for _, out := range p.Outputs {
+				names := make([]string, 0, len(out.Sizes))
+				for name := range out.Sizes {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				for _, name := range names {
+					items = append(items, item{name: fmt.Sprintf("%s-%d-%s.jpg", safeName(p.SerialNumber), out.Index+1, name), url: out.Sizes[name].URL})
+				}
 			}
 		}
 		if s.Page.NextOffset == nil {
