@@ -112,6 +112,7 @@ type viewData struct {
 	Page                           []pipeline.ProductPage
 	ReportURL, ProgressURL         string
 	PrevURL, NextURL               string
+	Sizing                         string // how outputs are sized; "" when at their own size
 }
 
 func viewPage(w http.ResponseWriter, r *http.Request) {
@@ -143,6 +144,9 @@ func viewPage(w http.ResponseWriter, r *http.Request) {
 		Finished: st.Status == batch.Completed || st.Status == batch.Failed,
 		Products: req.ProductCount, From: from + 1, To: from + len(products), PerPage: viewPerPage, Page: products,
 		ReportURL: base + "/report.csv" + q, ProgressURL: base + "/progress" + q,
+	}
+	if req.Sizing != nil {
+		v.Sizing = req.Sizing.Describe()
 	}
 	if st.TotalImages > 0 {
 		v.Percent = 100 * v.Done / st.TotalImages

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io"
 	"net/http"
 	"os"
@@ -240,4 +241,60 @@ func TestStatusPageOf10000Products(t *testing.T) {
 	}
 	t.Logf("10,000-product request: first page %d bytes of HTML, served in %v, first contentful paint at %.0f ms in Chromium",
 		len(page), served.Round(time.Millisecond), paint)
+}
+
+// A request with sizes: the page says how outputs are sized, and each
+// image shows its main output's size and a link to every extra size, which
+// serves a JPEG of that size.
+func TestStatusPageShowsSizes(t *testing.T) {
+	needStack(t)
+	ctx := chromium(t)
+	q := emulatortest.Suffix()
+	body := fmt.Sprintf("Serial Number,Product Name,Input Image URLs\nZ1,Mug,\"%s/images/coffee.jpg?viewsizes=%s,%s/images/chelsea.png?viewsizes=%s\"\n", imageURL, q, imageURL, q)
+	resp, err := http.Post(apiURL+"/api/upload?maxWidth=300&sizes=thumb:100,box:x50", "text/csv", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up struct{ RequestID, ViewURL string }
+	json.NewDecoder(resp.Body).Decode(&up)
+	resp.Body.Close()
+	if up.ViewURL == "" {
+		t.Fatalf("the upload answered no viewUrl (%s)", resp.Status)
+	}
+	awaitFinal(t, up.RequestID, 60*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(up.ViewURL)); err != nil {
+		t.Fatal(err)
+	}
+	evalUntil(ctx, t, 20*time.Second, "the finished page with its size links",
+		`document.getElementById("status").textContent === "COMPLETED" && document.querySelectorAll("a.size").length === 4`)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[struct {
+		Sizing string
+		Dims   []string
+		Links  [][2]string
+	}](`({sizing: document.getElementById("sizing").textContent,
+		dims: Array.from(document.querySelectorAll(".dims")).map(e => e.textContent),
+		links: Array.from(document.querySelectorAll("a.size")).map(a => [a.textContent, a.href])})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Sizing != "main fit in 300×any; thumb 100×any, box any×50" || strings.Join(got.Dims, " ") != "300×200 300×200" {
+		t.Errorf("the page says sizing %q, dims %q", got.Sizing, got.Dims)
+	}
+	want := map[string]string{"thumb 100×67": "100×67", "box 75×50": "75×50"}
+	for _, l := range got.Links {
+		dims, ok := want[l[0]]
+		if !ok {
+			t.Errorf("size link %q", l[0])
+			continue
+		}
+		resp, err := http.Get(l[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := jpeg.DecodeConfig(resp.Body)
+		resp.Body.Close()
+		if err != nil || fmt.Sprintf("%d×%d", cfg.Width, cfg.Height) != dims {
+			t.Errorf("%s → %s: %d×%d (%v)", l[0], l[1], cfg.Width, cfg.Height, err)
+		}
+	}
 }

@@ -483,7 +483,7 @@ func (c *command) summary(ctx context.Context, s statusView, u uploaded) (int, e
 	c.out("%s: %d of %d images compressed, %d failed\n", s.Status, s.ProcessedImages, s.TotalImages, s.FailedImages)
 	c.out("bytes: %s → %s, saved %s (%.1f %%)\n", humanBytes(s.InputBytes), humanBytes(s.OutputBytes), humanBytes(s.SavedBytes), s.SavedPercent)
 	if s.Sizing != nil {
-		c.out("sizes: %s\n", describeSizing(*s.Sizing))
+		c.out("sizes: %s\n", s.Sizing.Describe())
 	}
 	if len(reasons) > 0 {
 		keys := make([]string, 0, len(reasons))
@@ -552,32 +552,9 @@ func (c *command) status(ctx context.Context, args []string) (int, error) {
 	}
 	c.out("\n")
 	if s.Sizing != nil {
-		c.out("sizes: %s\n", describeSizing(*s.Sizing))
+		c.out("sizes: %s\n", s.Sizing.Describe())
 	}
 	return code, nil
-}
-
-// describeSizing says in a line how a request sizes its outputs:
-// "main fit in 1600×any; thumb 200×any, medium 800×800".
-func describeSizing(z batch.Sizing) string {
-	side := func(n int) string {
-		if n == 0 {
-			return "any"
-		}
-		return fmt.Sprint(n)
-	}
-	main := "main at its own size"
-	if z.MaxWidth > 0 || z.MaxHeight > 0 {
-		main = "main fit in " + side(z.MaxWidth) + "×" + side(z.MaxHeight)
-	}
-	var extra []string
-	for _, sz := range z.Sizes {
-		extra = append(extra, sz.Name+" "+side(sz.Width)+"×"+side(sz.Height))
-	}
-	if len(extra) == 0 {
-		return main
-	}
-	return main + "; " + strings.Join(extra, ", ")
 }
 
 func (c *command) report(ctx context.Context, args []string, out string) (int, error) {

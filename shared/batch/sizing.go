@@ -55,6 +55,29 @@ func (s Size) String() string {
 	return fmt.Sprintf("%s:%dx%d", s.Name, s.Width, s.Height)
 }
 
+// Describe says in a line how s sizes outputs, as the CLI and the status
+// page show it: "main fit in 1600×any; thumb 200×any, medium 800×800".
+func (s Sizing) Describe() string {
+	side := func(n int) string {
+		if n == 0 {
+			return "any"
+		}
+		return strconv.Itoa(n)
+	}
+	main := "main at its own size"
+	if s.MaxWidth > 0 || s.MaxHeight > 0 {
+		main = "main fit in " + side(s.MaxWidth) + "×" + side(s.MaxHeight)
+	}
+	var extra []string
+	for _, sz := range s.Sizes {
+		extra = append(extra, sz.Name+" "+side(sz.Width)+"×"+side(sz.Height))
+	}
+	if len(extra) == 0 {
+		return main
+	}
+	return main + "; " + strings.Join(extra, ", ")
+}
+
 // SizeObjectName is the GCS name of an image's extra output called name.
 func SizeObjectName(requestID string, ref ImageRef, name string) string {
 	return "requests/" + requestID + "/" + ref.ID() + "-" + name + ".jpg"
