@@ -185,6 +185,11 @@ bench:
 	@cp functions/cmd/imgbench/sharp.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp.mjs ../corpus ../sharp-out $(BENCH_REPS) > ../sharp.json
 	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/table.md
 	@echo "(per-file figures: .bench/files.txt)"
+	@rm -rf .bench/sharp-resize-out && mkdir -p .bench/sharp-resize-out
+	@echo "sharp $(SHARP_VERSION): resizing the corpus"
+	@cp functions/cmd/imgbench/sharp-resize.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp-resize.mjs ../corpus ../sharp-resize-out $(BENCH_REPS) > ../sharp-resize.json
+	@$(BIN)/imgbench -resize -corpus .bench/corpus -sharp .bench/sharp-resize.json -sharp-out .bench/sharp-resize-out -reps $(BENCH_REPS) 2> .bench/resize-files.txt | tee -a .bench/table.md
+	@echo "(per-file figures: .bench/resize-files.txt)"
 	@IMGPIPE_BENCH_CORPUS=$(CURDIR)/.bench/corpus go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework
 	@$(MAKE) --no-print-directory bench-pipeline
 

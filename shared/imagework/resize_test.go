@@ -2,6 +2,7 @@ package imagework
 
 import (
 	"bytes"
+	"fmt"
 	"image/jpeg"
 	"os"
 	"path/filepath"
@@ -128,5 +129,38 @@ func checkSizes(t *testing.T, name string, w, h int, boxes []Box, res []Result) 
 		if ww, wh := boxes[i].Fit(w, h); cfg.Width != ww || cfg.Height != wh || r.Width != ww || r.Height != wh {
 			t.Errorf("%s box %+v: %d×%d (result says %d×%d), want %d×%d", name, boxes[i], cfg.Width, cfg.Height, r.Width, r.Height, ww, wh)
 		}
+	}
+}
+
+// BenchmarkCorpusSized fits every JPEG of $IMGPIPE_BENCH_CORPUS (make
+// bench fetches one into .bench/corpus) in 1600×1600, and in 200×200, per
+// iteration; for profiling.
+func BenchmarkCorpusSized(b *testing.B) {
+	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
+	if dir == "" {
+		b.Skip("IMGPIPE_BENCH_CORPUS not set")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	if len(files) == 0 {
+		b.Fatalf("no JPEG in %s", dir)
+	}
+	var ins [][]byte
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ins = append(ins, in)
+	}
+	for _, side := range []int{1600, 200} {
+		b.Run(fmt.Sprint(side), func(b *testing.B) {
+			for b.Loop() {
+				for _, in := range ins {
+					if _, _, err := Sized(in, 50, DefaultLimits, Box{Width: side, Height: side}, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -494,3 +494,97 @@ func BenchmarkDecodeScaled(b *testing.B) {
 		}
 	})
 }
+
+// At 3/8, 5/8, 6/8 and 7/8 a sample stands for a box 8/n full-size samples
+// wide, a fraction: each plane is compared with image/jpeg's full-size
+// plane averaged over those boxes (sample X covers [8X/n, 8(X+1)/n), each
+// full-size sample weighted by its overlap, the last one repeated past the
+// edge as encoders pad). The tolerance is the 1/2 and 1/4 scales' (mean
+// |difference| ≤ 4 levels, PSNR ≥ 33 dB): the same dropped frequencies.
+func TestDecodeAtMatchesAreaDownscale(t *testing.T) {
+	checked := 0
+	worstMAD, worstPSNR := 0.0, 100.0
+	for _, f := range corpus(t) {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, err := jpeg.Decode(bytes.NewReader(in))
+		if err != nil {
+			continue
+		}
+		for _, n := range []int{3, 5, 6, 7} {
+			got, _, err := DecodeAt(in, n, Limits{})
+			if err != nil {
+				if IsUnsupported(err) {
+					break
+				}
+				t.Fatalf("%s %d/8: %v", filepath.Base(f), n, err)
+			}
+			b := full.Bounds()
+			if w, h := (b.Dx()*n+7)/8, (b.Dy()*n+7)/8; got.Bounds() != image.Rect(0, 0, w, h) {
+				t.Fatalf("%s %d/8: %v, want %dx%d", filepath.Base(f), n, got.Bounds(), w, h)
+			}
+			type plane struct {
+				pix          []byte
+				stride, w, h int
+			}
+			var pairs [][2]plane
+			switch a := full.(type) {
+			case *image.Gray:
+				g := got.(*image.Gray)
+				pairs = append(pairs, [2]plane{{a.Pix, a.Stride, b.Dx(), b.Dy()}, {g.Pix, g.Stride, g.Rect.Dx(), g.Rect.Dy()}})
+			case *image.YCbCr:
+				g := got.(*image.YCbCr)
+				acw, ach := a.CStride, len(a.Cb)/a.CStride
+				gcw, gch := g.CStride, len(g.Cb)/g.CStride
+				pairs = append(pairs, [2]plane{{a.Y, a.YStride, b.Dx(), b.Dy()}, {g.Y, g.YStride, g.Rect.Dx(), g.Rect.Dy()}},
+					[2]plane{{a.Cb, a.CStride, acw, ach}, {g.Cb, g.CStride, gcw, gch}},
+					[2]plane{{a.Cr, a.CStride, acw, ach}, {g.Cr, g.CStride, gcw, gch}})
+			}
+			d := 8 / float64(n)
+			// overlap[X] lists (full-size index, weight) for sample X.
+			overlap := func(X, size int) (idx []int, wt []float64) {
+				lo, hi := float64(X)*d, float64(X+1)*d
+				for i := int(lo); float64(i) < hi; i++ {
+					o := min(hi, float64(i+1)) - max(lo, float64(i))
+					if o > 0 {
+						idx, wt = append(idx, min(i, size-1)), append(wt, o/d)
+					}
+				}
+				return idx, wt
+			}
+			for pi, p := range pairs {
+				src, dst := p[0], p[1]
+				var sumAbs, sumSq float64
+				for y := 0; y < dst.h; y++ {
+					yi, yw := overlap(y, src.h)
+					for x := 0; x < dst.w; x++ {
+						xi, xw := overlap(x, src.w)
+						ref := 0.0
+						for j := range yi {
+							for i := range xi {
+								ref += yw[j] * xw[i] * float64(src.pix[yi[j]*src.stride+xi[i]])
+							}
+						}
+						diff := float64(dst.pix[y*dst.stride+x]) - ref
+						sumAbs += math.Abs(diff)
+						sumSq += diff * diff
+					}
+				}
+				cnt := float64(dst.w * dst.h)
+				mad := sumAbs / cnt
+				psnr := 10 * math.Log10(255*255/math.Max(sumSq/cnt, 1e-9))
+				worstMAD, worstPSNR = max(worstMAD, mad), min(worstPSNR, psnr)
+				if mad > 4 || psnr < 33 {
+					t.Errorf("%s %d/8 plane %d: mean |difference| %.2f, PSNR %.1f dB", filepath.Base(f), n, pi, mad, psnr)
+				}
+			}
+			checked++
+		}
+	}
+	t.Logf("%d scaled decodes; worst mean |difference| %.2f, worst PSNR %.1f dB", checked, worstMAD, worstPSNR)
+	if checked < 20 {
+		t.Errorf("checked %d scaled decodes, want ≥ 20", checked)
+	}
+}

@@ -61,9 +61,10 @@ func main() {
 	sharpOut := flag.String("sharp-out", ".bench/sharp-out", "sharp's output images")
 	reps := flag.Int("reps", 3, "runs per file and path; the median counts")
 	one := flag.String("one", "", "internal: compress this file once with -path and print peak RSS")
-	path := flag.String("path", "imgpipe", "internal: imgpipe, stdlib, or resize (fit in 1600 px and a 200 px thumbnail)")
+	path := flag.String("path", "imgpipe", "internal: imgpipe, stdlib, or resize (fit in 1600×1600 plus a 200 px thumbnail)")
 	ppm := flag.String("ppm", "", "corpus.sh: write this image as a binary PPM to stdout (transparency on white)")
 	half := flag.Bool("half", false, "with -ppm: halve the image first (Lanczos), which washes out an earlier JPEG's artefacts")
+	resize := flag.Bool("resize", false, "print the resize table instead: -sharp and -sharp-out are sharp-resize.mjs's")
 	flag.Parse()
 	if *one != "" {
 		peak(*one, *path)
@@ -77,7 +78,11 @@ func main() {
 		return
 	}
 	runtime.GOMAXPROCS(1)
-	if err := run(*corpus, *sharpJSON, *sharpOut, *reps); err != nil {
+	bench := run
+	if *resize {
+		bench = runResize
+	}
+	if err := bench(*corpus, *sharpJSON, *sharpOut, *reps); err != nil {
 		fmt.Fprintln(os.Stderr, "imgbench:", err)
 		os.Exit(1)
 	}
@@ -410,11 +415,8 @@ func peak(file, path string) {
 		p = stdlibPath
 	case "resize":
 		p = func(in []byte) ([]byte, string, error) {
-			r, err := imagework.Resize(in, 50, imagework.DefaultLimits, []imagework.Box{{Width: 1600, Height: 1600}, {Width: 200, Height: 200}})
-			if err != nil {
-				return nil, "", err
-			}
-			return r[0].JPEG, r[0].Path, nil
+			r, _, err := imagework.Sized(in, 50, imagework.DefaultLimits, imagework.Box{Width: 1600, Height: 1600}, []imagework.Box{{Width: 200, Height: 200}})
+			return r.JPEG, r.Path, err
 		}
 	}
 	if _, _, err := p(in); err != nil {
