@@ -29,11 +29,16 @@ func (b Box) Fit(w, h int) (int, int) {
 }
 
 // Resize decodes in once and returns it fit inside each box, as JPEGs at
-// quality q, in the order of boxes. A JPEG is decoded at the smallest of
-// 1/1, 1/2, 1/4 and 1/8 of its size that still covers the largest output
-// (jpegdct.DecodeScaled), never at full size when that is not needed; the
-// rest of the way is Lanczos (imaging), from the largest output down to
-// the smallest, each from the one before. EXIF orientation is applied.
+// quality q, in the order of boxes; EXIF orientation is applied.
+//
+// A JPEG is decoded at the smallest n/8 of its size (n = 1 … 8) that still
+// covers the largest output, straight from its coefficients
+// (jpegdct.DecodeAt), never at full size when that is not needed. The
+// rest of the way each plane is resampled with imaging's Lanczos kernel,
+// from the largest output down to the smallest, each from the one before,
+// then turned upright and encoded as 4:2:0 (or grayscale), with no colour
+// conversion. Other images, and JPEGs jpegdct refuses (CMYK, arithmetic
+// coding, …), are decoded whole and resized by imaging.Resize.
 func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	cfg, format, err := CheckHeader(in, lim)
 	if err != nil {
@@ -48,23 +53,23 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	if orient >= 5 {
 		w, h = h, w
 	}
-	type want struct{ i, w, h int }
 	wants := make([]want, len(boxes))
-	big := 0
 	for i, b := range boxes {
 		ow, oh := b.Fit(w, h)
 		wants[i] = want{i, ow, oh}
-		if ow*oh > wants[big].w*wants[big].h {
-			big = i
-		}
-	}
-	img, err := decodeAtLeast(in, format, cfg.Width, cfg.Height, wants[big].w, wants[big].h, orient, lim)
-	if err != nil {
-		return nil, err
 	}
 	// Largest first; each smaller one from the one before.
 	order := slices.Clone(wants)
 	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
+	if format == "jpeg" {
+		if out, ok := resizeJPEG(in, q, lim, cfg, orient, order, len(boxes)); ok {
+			return out, nil
+		}
+	}
+	img, err := decodeUpright(in, format)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Result, len(boxes))
 	src := img
 	for k, o := range order {
@@ -73,33 +78,58 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 			continue
 		}
 		if b := src.Bounds(); b.Dx() != o.w || b.Dy() != o.h {
-			src = imaging.Resize(src, o.w, o.h, imaging.Lanczos)
+			src = imaging.Resize(src, o.w, o.h, resizeFilter)
 		}
 		out[o.i] = Result{JPEG: encodeOnWhite(src, q), Format: format, Width: o.w, Height: o.h, Path: "resize"}
 	}
 	return out, nil
 }
 
-// decodeAtLeast decodes in (iw×ih as stored) upright, at least w×h
-// (upright) where a scaled JPEG decode allows, else whole.
-func decodeAtLeast(in []byte, format string, iw, ih, w, h, orient int, lim Limits) (image.Image, error) {
-	if format == "jpeg" {
+// resizeFilter is the resampling kernel after a scaled decode.
+var resizeFilter = imaging.Lanczos
+
+// want is one output's size, upright, and its place in the results.
+type want struct{ i, w, h int }
+
+// resizeJPEG is Resize's JPEG path, the sizes in order largest first; ok
+// is false when jpegdct refuses the input.
+func resizeJPEG(in []byte, q int, lim Limits, cfg image.Config, orient int, order []want, n int) ([]Result, bool) {
+	stored := func(o want) (int, int) {
 		if orient >= 5 {
-			w, h = h, w // the stored image's sides
+			return o.h, o.w
 		}
-		denom := 1
-		for d := 8; d > 1; d /= 2 {
-			if (iw+d-1)/d >= w && (ih+d-1)/d >= h {
-				denom = d
-				break
-			}
-		}
-		// Refused (CMYK, arithmetic coding, …): the whole decode below.
-		if img, _, err := jpegdct.DecodeScaled(in, denom, jpegdct.Limits{MaxPixels: lim.MaxPixels}); err == nil {
-			return upright(img, orient), nil
+		return o.w, o.h
+	}
+	bw, bh := stored(order[0])
+	scale := 8
+	for s := 1; s < 8; s++ {
+		if (cfg.Width*s+7)/8 >= bw && (cfg.Height*s+7)/8 >= bh {
+			scale = s
+			break
 		}
 	}
-	return decodeUpright(in, format)
+	src, _, err := jpegdct.DecodeAt(in, scale, jpegdct.Limits{MaxPixels: lim.MaxPixels})
+	if err != nil {
+		return nil, false
+	}
+	out := make([]Result, n)
+	for k, o := range order {
+		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
+			out[o.i] = out[order[k-1].i] // the same size twice: encoded once
+			continue
+		}
+		sw, sh := stored(o)
+		src = resampleTo(src, sw, sh, resizeFilter)
+		var jpg []byte
+		switch m := orientImage(src, orient).(type) {
+		case *image.YCbCr:
+			jpg = jpegdct.EncodeYCbCr(m, q)
+		case *image.Gray:
+			jpg = jpegdct.EncodeGray(m, q)
+		}
+		out[o.i] = Result{JPEG: jpg, Format: "jpeg", Width: o.w, Height: o.h, Path: "resize"}
+	}
+	return out, true
 }
 
 // upright turns img by EXIF orientation o (1–8; others leave it).

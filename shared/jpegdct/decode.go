@@ -34,6 +34,11 @@ type decoder struct {
 	// stream, when set, may take a baseline image's one interleaved scan
 	// row by row (see streamer); the image then holds no coefficients.
 	stream *streamer
+	// dcOnly says the caller uses only the DC coefficients: a progressive
+	// image's AC scans are skipped. (A scan of a band past what a caller
+	// uses cannot be skipped in general: a later refinement scan reaching
+	// into the band needs its history.)
+	dcOnly bool
 }
 
 // Decode reads a JPEG's quantised coefficients. Inputs outside what this
@@ -372,6 +377,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 	}
 	d.br.reset(d.data, pos)
 	d.eobrun = 0
+	if m.Progressive && d.dcOnly && ss > 0 {
+		return d.scanEnd(), nil // frequencies the caller drops
+	}
 
 	// unit decodes block i's part of the scan: its coefficients, its
 	// nonzero extent (raised as coefficients become nonzero) and, in a

@@ -588,3 +588,61 @@ func TestDecodeAtMatchesAreaDownscale(t *testing.T) {
 		t.Errorf("checked %d scaled decodes, want ≥ 20", checked)
 	}
 }
+
+// EncodeYCbCr and EncodeGray write the planes they are given: image/jpeg
+// reads them back within the quantisation's error, at odd sizes too.
+func TestEncodePlanes(t *testing.T) {
+	for _, size := range [][2]int{{64, 48}, {37, 23}, {1, 1}, {17, 200}} {
+		w, h := size[0], size[1]
+		src := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				src.Y[y*src.YStride+x] = uint8(40 + (x*3+y*5)%170)
+			}
+		}
+		for i := range src.Cb {
+			cx, cy := i%src.CStride, i/src.CStride
+			src.Cb[i], src.Cr[i] = uint8(90+2*cx), uint8(160-2*cy)
+		}
+		gray := &image.Gray{Pix: src.Y, Stride: src.YStride, Rect: src.Rect}
+		for _, tc := range []struct {
+			name string
+			data []byte
+		}{{"ycbcr", EncodeYCbCr(src, 95)}, {"gray", EncodeGray(gray, 95)}} {
+			got, err := jpeg.Decode(bytes.NewReader(tc.data))
+			if err != nil {
+				t.Fatalf("%s %dx%d: %v", tc.name, w, h, err)
+			}
+			if got.Bounds() != src.Rect {
+				t.Fatalf("%s: %v, want %v", tc.name, got.Bounds(), src.Rect)
+			}
+			var gy []byte
+			var stride int
+			switch g := got.(type) {
+			case *image.YCbCr:
+				if g.SubsampleRatio != image.YCbCrSubsampleRatio420 || tc.name != "ycbcr" {
+					t.Fatalf("%s: %v", tc.name, g.SubsampleRatio)
+				}
+				gy, stride = g.Y, g.YStride
+				for i := 0; i < len(src.Cb); i++ {
+					cx, cy := i%src.CStride, i/src.CStride
+					if d := int(g.Cb[cy*g.CStride+cx]) - int(src.Cb[i]); d > 6 || d < -6 {
+						t.Fatalf("%s %dx%d: Cb at %d off by %d", tc.name, w, h, i, d)
+					}
+				}
+			case *image.Gray:
+				if tc.name != "gray" {
+					t.Fatalf("%s decoded as gray", tc.name)
+				}
+				gy, stride = g.Pix, g.Stride
+			}
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					if d := int(gy[y*stride+x]) - int(src.Y[y*src.YStride+x]); d > 8 || d < -8 {
+						t.Fatalf("%s %dx%d: Y at (%d, %d) off by %d", tc.name, w, h, x, y, d)
+					}
+				}
+			}
+		}
+	}
+}

@@ -179,3 +179,84 @@ func aan8(d0, d1, d2, d3, d4, d5, d6, d7 *float64) {
 	*d5, *d3 = z13+z2, z13-z2
 	*d1, *d7 = z11+z4, z11-z4
 }
+
+// EncodeYCbCr encodes img at the IJG quality straight from its planes,
+// with no colour conversion: a 4:2:0 image as a 4:2:0 JPEG. Other
+// subsamplings are converted to RGB first (EncodeImage).
+func EncodeYCbCr(img *image.YCbCr, quality int) []byte {
+	if img.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+		return EncodeImage(img, quality)
+	}
+	b := img.Rect
+	w, h := b.Dx(), b.Dy()
+	yo, co := img.YOffset(b.Min.X, b.Min.Y), img.COffset(b.Min.X, b.Min.Y)
+	cw, ch := (b.Max.X+1)/2-b.Min.X/2, (b.Max.Y+1)/2-b.Min.Y/2
+	return encodePlanes([]plane{
+		{img.Y[yo:], img.YStride, w, h, 2},
+		{img.Cb[co:], img.CStride, cw, ch, 1},
+		{img.Cr[co:], img.CStride, cw, ch, 1},
+	}, w, h, quality)
+}
+
+// EncodeGray encodes img as a one-component JPEG at the IJG quality.
+func EncodeGray(img *image.Gray, quality int) []byte {
+	b := img.Rect
+	return encodePlanes([]plane{{img.Pix, img.Stride, b.Dx(), b.Dy(), 1}}, b.Dx(), b.Dy(), quality)
+}
+
+// plane is one component's samples for encodePlanes: w×h from pix
+// (stride bytes a row), hv blocks per MCU each way.
+type plane struct {
+	pix          []byte
+	stride, w, h int
+	hv           int
+}
+
+// encodePlanes encodes a w×h image from its component planes (the first
+// is luma), an MCU row at a time, edges repeated.
+func encodePlanes(ps []plane, w, h, quality int) []byte {
+	mcu := 8 * ps[0].hv
+	f := &frame{width: w, height: h, mcusX: (w + mcu - 1) / mcu, mcusY: (h + mcu - 1) / mcu}
+	f.qt[0], f.qt[1] = QualityTables(quality)
+	comps := make([]*component, len(ps))
+	for i, p := range ps {
+		c := &component{id: byte(i + 1), h: p.hv, v: p.hv, stride: f.mcusX * p.hv, rows: f.mcusY * p.hv}
+		c.bw, c.bh = c.stride, c.rows
+		c.alloc(p.hv)
+		comps[i] = c
+		f.comps = append(f.comps, outComp{component: c, h: p.hv, v: p.hv})
+	}
+	sw := newSymbolWriter(f)
+	divs := [2]*divisors{newDivisors(&f.qt[0]), newDivisors(&f.qt[1])}
+	var blk [8][8]float64
+	for my := 0; my < f.mcusY; my++ {
+		for i, c := range comps {
+			c.moveWindow(my * ps[i].hv)
+		}
+		for i, p := range ps {
+			div := divs[min(i, 1)]
+			for v := 0; v < p.hv; v++ {
+				by := my*p.hv + v
+				for bx := 0; bx < f.mcusX*p.hv; bx++ {
+					x0 := bx * 8
+					for j := 0; j < 8; j++ {
+						row := p.pix[min(by*8+j, p.h-1)*p.stride:]
+						if x0+8 <= p.w {
+							r := row[x0 : x0+8]
+							for i, s := range r {
+								blk[j][i] = float64(s) - 128
+							}
+							continue
+						}
+						for i := 0; i < 8; i++ {
+							blk[j][i] = float64(row[min(x0+i, p.w-1)]) - 128
+						}
+					}
+					quantise(&blk, div, comps[i], bx, by)
+				}
+			}
+		}
+		sw.row(my)
+	}
+	return f.write(make([]byte, 0, w*h/8), sw)
+}

@@ -146,7 +146,7 @@ func DecodeAt(data []byte, n int, lim Limits) (image.Image, *Image, error) {
 			}
 		}
 	}
-	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}}
+	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}, dcOnly: n == 1}
 	if err := d.run(); err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,235 @@
+package imagework
+
+import (
+	"image"
+	"math"
+
+	"github.com/disintegration/imaging"
+)
+
+// A JPEG is resized as it is stored: its luma and chroma planes are each
+// resampled to the output's 4:2:0 planes with imaging's filter kernel, in
+// fixed point, turned upright, and encoded with no colour conversion. That
+// is 1.5 samples a pixel where imaging.Resize works on 4 (it converts to
+// NRGBA first), and the chroma of a 4:4:4 input is halved by the same
+// filter that resizes it.
+
+// fixedOne is 1.0 in the resampling weights' fixed point.
+const fixedOne = 1 << 14
+
+// taps are the weights of a 1-D resampling: output i is the weighted sum
+// of n inputs from start[i], weights w[i*n : i*n+n] summing to fixedOne.
+type taps struct {
+	start []int
+	n     int
+	w     []int32
+}
+
+// newTaps computes the weights that resample in samples to out with
+// filter f as imaging does (its sample centres, its support widened by
+// the scale when shrinking, inputs past the edges left out and the rest
+// renormalised), in fixed point.
+func newTaps(in, out int, f imaging.ResampleFilter) taps {
+	du := float64(in) / float64(out)
+	scale := max(du, 1)
+	ru := math.Ceil(scale * f.Support)
+	t := taps{start: make([]int, out), n: 1}
+	type span struct {
+		lo int
+		w  []float64
+	}
+	spans := make([]span, out)
+	for o := range spans {
+		fu := (float64(o)+0.5)*du - 0.5
+		lo, hi := max(int(math.Ceil(fu-ru)), 0), min(int(math.Floor(fu+ru)), in-1)
+		for lo < hi && f.Kernel((float64(lo)-fu)/scale) == 0 {
+			lo++
+		}
+		for hi > lo && f.Kernel((float64(hi)-fu)/scale) == 0 {
+			hi--
+		}
+		ws := make([]float64, hi-lo+1)
+		for u := lo; u <= hi; u++ {
+			ws[u-lo] = f.Kernel((float64(u) - fu) / scale)
+		}
+		spans[o] = span{lo, ws}
+		t.n = max(t.n, len(ws))
+	}
+	t.w = make([]int32, out*t.n)
+	for o, s := range spans {
+		// Shift the window left at the far edge so that it holds n inputs.
+		start := min(s.lo, in-t.n)
+		start = max(start, 0)
+		t.start[o] = start
+		sum := 0.0
+		for _, w := range s.w {
+			sum += w
+		}
+		row := t.w[o*t.n : o*t.n+t.n]
+		total, big := int32(0), 0
+		for k, w := range s.w {
+			i := s.lo - start + k
+			if i >= t.n {
+				break
+			}
+			row[i] = int32(math.Round(w / sum * fixedOne))
+			total += row[i]
+			if row[i] > row[big] {
+				big = i
+			}
+		}
+		row[big] += fixedOne - total // the rounding's remainder
+	}
+	return t
+}
+
+// clamp8 rounds a fixed-point sum to a sample.
+func clamp8(acc int32) uint8 {
+	v := (acc + fixedOne/2) >> 14
+	return uint8(min(max(v, 0), 255))
+}
+
+// resamplePlane resizes a sw×sh plane to dw×dh into dst: rows first, to an
+// 8-bit buffer, then columns.
+func resamplePlane(src []byte, sstride, sw, sh int, dst []byte, dstride, dw, dh int, f imaging.ResampleFilter) {
+	if sw == dw && sh == dh {
+		for y := 0; y < sh; y++ {
+			copy(dst[y*dstride:y*dstride+dw], src[y*sstride:y*sstride+sw])
+		}
+		return
+	}
+	xt, yt := newTaps(sw, dw, f), newTaps(sh, dh, f)
+	mid := make([]byte, sh*dw)
+	for y := 0; y < sh; y++ {
+		row := src[y*sstride : y*sstride+sw]
+		out := mid[y*dw : y*dw+dw]
+		for x := range out {
+			s := row[xt.start[x] : xt.start[x]+xt.n]
+			w := xt.w[x*xt.n : x*xt.n+xt.n]
+			var acc int32
+			for k, v := range s {
+				acc += int32(v) * w[k]
+			}
+			out[x] = clamp8(acc)
+		}
+	}
+	acc := make([]int32, dw)
+	for y := 0; y < dh; y++ {
+		clear(acc)
+		w := yt.w[y*yt.n : y*yt.n+yt.n]
+		for k, wk := range w {
+			if wk == 0 {
+				continue
+			}
+			row := mid[(yt.start[y]+k)*dw : (yt.start[y]+k)*dw+dw]
+			for x, v := range row {
+				acc[x] += int32(v) * wk
+			}
+		}
+		out := dst[y*dstride : y*dstride+dw]
+		for x := range out {
+			out[x] = clamp8(acc[x])
+		}
+	}
+}
+
+// resampleTo resizes a decoded JPEG (*image.YCbCr of any subsampling, or
+// *image.Gray, with Min at the origin) to w×h: a 4:2:0 *image.YCbCr, or a
+// *image.Gray.
+func resampleTo(img image.Image, w, h int, f imaging.ResampleFilter) image.Image {
+	switch m := img.(type) {
+	case *image.Gray:
+		out := image.NewGray(image.Rect(0, 0, w, h))
+		resamplePlane(m.Pix, m.Stride, m.Rect.Dx(), m.Rect.Dy(), out.Pix, out.Stride, w, h, f)
+		return out
+	case *image.YCbCr:
+		out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+		resamplePlane(m.Y, m.YStride, m.Rect.Dx(), m.Rect.Dy(), out.Y, out.YStride, w, h, f)
+		scw, sch := chromaSize(m)
+		cw, ch := (w+1)/2, (h+1)/2
+		resamplePlane(m.Cb, m.CStride, scw, sch, out.Cb, out.CStride, cw, ch, f)
+		resamplePlane(m.Cr, m.CStride, scw, sch, out.Cr, out.CStride, cw, ch, f)
+		return out
+	}
+	return imaging.Resize(img, w, h, f)
+}
+
+// chromaSize is the size of m's chroma planes.
+func chromaSize(m *image.YCbCr) (int, int) {
+	w, h := m.Rect.Dx(), m.Rect.Dy()
+	switch m.SubsampleRatio {
+	case image.YCbCrSubsampleRatio422:
+		return (w + 1) / 2, h
+	case image.YCbCrSubsampleRatio420:
+		return (w + 1) / 2, (h + 1) / 2
+	case image.YCbCrSubsampleRatio440:
+		return w, (h + 1) / 2
+	case image.YCbCrSubsampleRatio411:
+		return (w + 3) / 4, h
+	case image.YCbCrSubsampleRatio410:
+		return (w + 3) / 4, (h + 1) / 2
+	}
+	return w, h
+}
+
+// orientPlane writes the sw×sh plane src turned by EXIF orientation o
+// (1–8) to dst, which is sw×sh, or sh×sw for 5–8.
+func orientPlane(src []byte, sstride, sw, sh int, dst []byte, dstride, o int) {
+	dw, dh := sw, sh
+	if o >= 5 {
+		dw, dh = sh, sw
+	}
+	for y := 0; y < dh; y++ {
+		out := dst[y*dstride : y*dstride+dw]
+		for x := range out {
+			var sx, sy int
+			switch o {
+			case 2:
+				sx, sy = sw-1-x, y
+			case 3:
+				sx, sy = sw-1-x, sh-1-y
+			case 4:
+				sx, sy = x, sh-1-y
+			case 5:
+				sx, sy = y, x
+			case 6:
+				sx, sy = y, sh-1-x
+			case 7:
+				sx, sy = sw-1-y, sh-1-x
+			case 8:
+				sx, sy = sw-1-y, x
+			default:
+				sx, sy = x, y
+			}
+			out[x] = src[sy*sstride+sx]
+		}
+	}
+}
+
+// orientImage turns a 4:2:0 *image.YCbCr or a *image.Gray upright by EXIF
+// orientation o; 1 and unknown values leave it.
+func orientImage(img image.Image, o int) image.Image {
+	if o < 2 || o > 8 {
+		return img
+	}
+	size := func(w, h int) image.Rectangle {
+		if o >= 5 {
+			w, h = h, w
+		}
+		return image.Rect(0, 0, w, h)
+	}
+	switch m := img.(type) {
+	case *image.Gray:
+		out := image.NewGray(size(m.Rect.Dx(), m.Rect.Dy()))
+		orientPlane(m.Pix, m.Stride, m.Rect.Dx(), m.Rect.Dy(), out.Pix, out.Stride, o)
+		return out
+	case *image.YCbCr:
+		out := image.NewYCbCr(size(m.Rect.Dx(), m.Rect.Dy()), m.SubsampleRatio)
+		orientPlane(m.Y, m.YStride, m.Rect.Dx(), m.Rect.Dy(), out.Y, out.YStride, o)
+		cw, ch := chromaSize(m)
+		orientPlane(m.Cb, m.CStride, cw, ch, out.Cb, out.CStride, o)
+		orientPlane(m.Cr, m.CStride, cw, ch, out.Cr, out.CStride, o)
+		return out
+	}
+	return upright(img, o)
+}
