@@ -89,8 +89,10 @@ func clamp8(acc int32) uint8 {
 	return uint8(min(max(v, 0), 255))
 }
 
-// resamplePlane resizes a sw×sh plane to dw×dh into dst: rows first, to an
-// 8-bit buffer, then columns.
+// resamplePlane resizes a sw×sh plane to dw×dh into dst: columns first,
+// to an 8-bit buffer of dh rows, then rows. Columns first puts the larger
+// share of the work (it runs over the wider input rows) in the loop that
+// streams whole rows.
 func resamplePlane(src []byte, sstride, sw, sh int, dst []byte, dstride, dw, dh int, f imaging.ResampleFilter) {
 	if sw == dw && sh == dh {
 		for y := 0; y < sh; y++ {
@@ -99,21 +101,8 @@ func resamplePlane(src []byte, sstride, sw, sh int, dst []byte, dstride, dw, dh 
 		return
 	}
 	xt, yt := newTaps(sw, dw, f), newTaps(sh, dh, f)
-	mid := make([]byte, sh*dw)
-	for y := 0; y < sh; y++ {
-		row := src[y*sstride : y*sstride+sw]
-		out := mid[y*dw : y*dw+dw]
-		for x := range out {
-			s := row[xt.start[x] : xt.start[x]+xt.n]
-			w := xt.w[x*xt.n : x*xt.n+xt.n]
-			var acc int32
-			for k, v := range s {
-				acc += int32(v) * w[k]
-			}
-			out[x] = clamp8(acc)
-		}
-	}
-	acc := make([]int32, dw)
+	mid := make([]byte, dh*sw)
+	acc := make([]int32, sw)
 	for y := 0; y < dh; y++ {
 		clear(acc)
 		w := yt.w[y*yt.n : y*yt.n+yt.n]
@@ -121,14 +110,33 @@ func resamplePlane(src []byte, sstride, sw, sh int, dst []byte, dstride, dw, dh 
 			if wk == 0 {
 				continue
 			}
-			row := mid[(yt.start[y]+k)*dw : (yt.start[y]+k)*dw+dw]
+			r := (yt.start[y] + k) * sstride
+			row := src[r : r+sw]
+			acc := acc[:len(row)]
 			for x, v := range row {
 				acc[x] += int32(v) * wk
 			}
 		}
-		out := dst[y*dstride : y*dstride+dw]
+		out := mid[y*sw : y*sw+sw]
+		acc := acc[:len(out)]
 		for x := range out {
 			out[x] = clamp8(acc[x])
+		}
+	}
+	n := xt.n
+	for y := 0; y < dh; y++ {
+		row := mid[y*sw : y*sw+sw]
+		out := dst[y*dstride : y*dstride+dw]
+		for x := range out {
+			st := xt.start[x]
+			s := row[st : st+n]
+			w := xt.w[x*n : x*n+n]
+			w = w[:len(s)]
+			var a int32
+			for k, v := range s {
+				a += int32(v) * w[k]
+			}
+			out[x] = clamp8(a)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package imagework
 
 import (
+	"bytes"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -40,25 +42,37 @@ func TestOrientImageMatchesImaging(t *testing.T) {
 	}
 }
 
-// resamplePlane is imaging's Lanczos resize, in fixed point: within a
-// level or two of imaging.Resize (which keeps float weights), shrinking
-// by little and by much, and stretching.
+// resamplePlane is imaging's resize with the same kernel, in fixed point
+// and columns first: on a photograph's luma, within a level or two of
+// imaging.Resize (float weights, rows first), shrinking by little and by
+// much, and stretching.
 func TestResamplePlaneMatchesImaging(t *testing.T) {
-	src := testGray(203, 157)
-	for _, size := range [][2]int{{160, 120}, {101, 78}, {25, 19}, {203, 157}, {250, 170}} {
+	photo, err := jpeg.Decode(bytes.NewReader(fixture(t, "coffee.jpg")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := photo.(*image.YCbCr)
+	src := &image.Gray{Pix: y.Y, Stride: y.YStride, Rect: y.Rect}
+	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+	for _, size := range [][2]int{{480, 320}, {301, 201}, {75, 50}, {sw, sh}, {700, 450}} {
 		out := image.NewGray(image.Rect(0, 0, size[0], size[1]))
-		resamplePlane(src.Pix, src.Stride, 203, 157, out.Pix, out.Stride, size[0], size[1], imaging.Lanczos)
+		resamplePlane(src.Pix, src.Stride, sw, sh, out.Pix, out.Stride, size[0], size[1], imaging.Lanczos)
 		want := imaging.Resize(src, size[0], size[1], imaging.Lanczos)
-		sum, worst := 0, 0
+		sum, far := 0, 0
 		for y := 0; y < size[1]; y++ {
 			for x := 0; x < size[0]; x++ {
 				d := int(out.Pix[y*out.Stride+x]) - int(want.Pix[y*want.Stride+x*4])
 				sum += max(d, -d)
-				worst = max(worst, max(d, -d))
+				if d > 2 || d < -2 {
+					far++
+				}
 			}
 		}
-		if mean := float64(sum) / float64(size[0]*size[1]); mean > 0.5 || worst > 2 {
-			t.Errorf("%v: mean |difference| %.3f, worst %d from imaging.Resize", size, mean, worst)
+		// Where the kernel overshoots past black or white at a hard edge,
+		// the pass that clips first differs: a few samples, far off.
+		n := size[0] * size[1]
+		if mean := float64(sum) / float64(n); mean > 0.3 || far > n/500 {
+			t.Errorf("%v: mean |difference| %.3f, %d of %d samples more than 2 levels from imaging.Resize", size, mean, far, n)
 		}
 	}
 }

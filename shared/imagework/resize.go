@@ -34,7 +34,7 @@ func (b Box) Fit(w, h int) (int, int) {
 // A JPEG is decoded at the smallest n/8 of its size (n = 1 … 8) that still
 // covers the largest output, straight from its coefficients
 // (jpegdct.DecodeAt), never at full size when that is not needed. The
-// rest of the way each plane is resampled with imaging's Lanczos kernel,
+// rest of the way each plane is resampled with imaging's Catmull–Rom kernel,
 // from the largest output down to the smallest, each from the one before,
 // then turned upright and encoded as 4:2:0 (or grayscale), with no colour
 // conversion. Other images, and JPEGs jpegdct refuses (CMYK, arithmetic
@@ -85,8 +85,13 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	return out, nil
 }
 
-// resizeFilter is the resampling kernel after a scaled decode.
-var resizeFilter = imaging.Lanczos
+// resizeFilter is the resampling kernel after a scaled decode: Catmull–Rom
+// (support 2) rather than Lanczos (support 3). Measured on a quarter of the
+// bench corpus fit in 1600×1600 against a float Lanczos3 reference, it
+// took 6 % less time for 1.8 % fewer bytes at 0.001 lower mean SSIM (0.9503
+// against 0.9513; sharp's is 0.935): the scaled decode has already done
+// most of the shrinking, so the last step's ringing matters little.
+var resizeFilter = imaging.CatmullRom
 
 // want is one output's size, upright, and its place in the results.
 type want struct{ i, w, h int }
