@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"github.com/disintegration/imaging"
+
+	"github.com/imgpipe/imgpipe/shared/jpegdct"
 )
 
 // A JPEG is resized as it is stored: its luma and chroma planes are each
@@ -141,25 +143,41 @@ func resamplePlane(src []byte, sstride, sw, sh int, dst []byte, dstride, dw, dh 
 	}
 }
 
-// resampleTo resizes a decoded JPEG (*image.YCbCr of any subsampling, or
-// *image.Gray, with Min at the origin) to w×h: a 4:2:0 *image.YCbCr, or a
+// resampleTo resizes an image given as planes (luma, then chroma planes
+// of any size, or luma alone) to w×h: a 4:2:0 *image.YCbCr, or a
 // *image.Gray.
-func resampleTo(img image.Image, w, h int, f imaging.ResampleFilter) image.Image {
-	switch m := img.(type) {
-	case *image.Gray:
+func resampleTo(src []jpegdct.Plane, w, h int, f imaging.ResampleFilter) image.Image {
+	y := src[0]
+	if len(src) < 3 {
 		out := image.NewGray(image.Rect(0, 0, w, h))
-		resamplePlane(m.Pix, m.Stride, m.Rect.Dx(), m.Rect.Dy(), out.Pix, out.Stride, w, h, f)
-		return out
-	case *image.YCbCr:
-		out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
-		resamplePlane(m.Y, m.YStride, m.Rect.Dx(), m.Rect.Dy(), out.Y, out.YStride, w, h, f)
-		scw, sch := chromaSize(m)
-		cw, ch := (w+1)/2, (h+1)/2
-		resamplePlane(m.Cb, m.CStride, scw, sch, out.Cb, out.CStride, cw, ch, f)
-		resamplePlane(m.Cr, m.CStride, scw, sch, out.Cr, out.CStride, cw, ch, f)
+		resamplePlane(y.Pix, y.Stride, y.Width, y.Height, out.Pix, out.Stride, w, h, f)
 		return out
 	}
-	return imaging.Resize(img, w, h, f)
+	out := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	resamplePlane(y.Pix, y.Stride, y.Width, y.Height, out.Y, out.YStride, w, h, f)
+	cw, ch := (w+1)/2, (h+1)/2
+	for i, dst := range [][]byte{out.Cb, out.Cr} {
+		c := src[1+i]
+		resamplePlane(c.Pix, c.Stride, c.Width, c.Height, dst, out.CStride, cw, ch, f)
+	}
+	return out
+}
+
+// planesOf is a 4:2:0 *image.YCbCr or a *image.Gray (Min at the origin)
+// as planes.
+func planesOf(img image.Image) []jpegdct.Plane {
+	switch m := img.(type) {
+	case *image.Gray:
+		return []jpegdct.Plane{{Pix: m.Pix, Stride: m.Stride, Width: m.Rect.Dx(), Height: m.Rect.Dy()}}
+	case *image.YCbCr:
+		cw, ch := chromaSize(m)
+		return []jpegdct.Plane{
+			{Pix: m.Y, Stride: m.YStride, Width: m.Rect.Dx(), Height: m.Rect.Dy()},
+			{Pix: m.Cb, Stride: m.CStride, Width: cw, Height: ch},
+			{Pix: m.Cr, Stride: m.CStride, Width: cw, Height: ch},
+		}
+	}
+	return nil
 }
 
 // chromaSize is the size of m's chroma planes.

@@ -32,8 +32,9 @@ func (b Box) Fit(w, h int) (int, int) {
 // quality q, in the order of boxes; EXIF orientation is applied.
 //
 // A JPEG is decoded at the smallest n/8 of its size (n = 1 … 8) that still
-// covers the largest output, straight from its coefficients
-// (jpegdct.DecodeAt), never at full size when that is not needed. The
+// covers the largest output, straight from its coefficients, each
+// component at its own scale (jpegdct.DecodeFit: a 4:4:4 image's chroma at
+// half the luma's), never at full size when that is not needed. The
 // rest of the way each plane is resampled with imaging's Catmull–Rom kernel,
 // from the largest output down to the smallest, each from the one before,
 // then turned upright and encoded as 4:2:0 (or grayscale), with no colour
@@ -105,16 +106,10 @@ func resizeJPEG(in []byte, q int, lim Limits, cfg image.Config, orient int, orde
 		}
 		return o.w, o.h
 	}
+	// Luma at least the largest output; chroma at least its 4:2:0 planes.
 	bw, bh := stored(order[0])
-	scale := 8
-	for s := 1; s < 8; s++ {
-		if (cfg.Width*s+7)/8 >= bw && (cfg.Height*s+7)/8 >= bh {
-			scale = s
-			break
-		}
-	}
-	src, _, err := jpegdct.DecodeAt(in, scale, jpegdct.Limits{MaxPixels: lim.MaxPixels})
-	if err != nil {
+	planes, _, err := jpegdct.DecodeFit(in, image.Pt(bw, bh), image.Pt((bw+1)/2, (bh+1)/2), jpegdct.Limits{MaxPixels: lim.MaxPixels})
+	if err != nil || (len(planes) != 1 && len(planes) != 3) {
 		return nil, false
 	}
 	out := make([]Result, n)
@@ -124,9 +119,10 @@ func resizeJPEG(in []byte, q int, lim Limits, cfg image.Config, orient int, orde
 			continue
 		}
 		sw, sh := stored(o)
-		src = resampleTo(src, sw, sh, resizeFilter)
+		img := resampleTo(planes, sw, sh, resizeFilter)
+		planes = planesOf(img)
 		var jpg []byte
-		switch m := orientImage(src, orient).(type) {
+		switch m := orientImage(img, orient).(type) {
 		case *image.YCbCr:
 			jpg = jpegdct.EncodeYCbCr(m, q)
 		case *image.Gray:

@@ -39,6 +39,9 @@ type decoder struct {
 	// uses cannot be skipped in general: a later refinement scan reaching
 	// into the band needs its history.)
 	dcOnly bool
+	// prepare, when set, is called once the frame is known, before the
+	// first scan is decoded.
+	prepare func(d *decoder)
 }
 
 // Decode reads a JPEG's quantised coefficients. Inputs outside what this
@@ -358,6 +361,9 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 		return 0, corrupt("another scan after a complete interleaved baseline scan")
 	}
 	streaming := false
+	if d.scans == 0 && d.prepare != nil {
+		d.prepare(d)
+	}
 	if d.scans == 0 {
 		if d.stream != nil && !m.Progressive && ns == len(m.comps) {
 			if err := d.stream.start(d); err != nil {

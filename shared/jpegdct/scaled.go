@@ -163,6 +163,77 @@ func DecodeAt(data []byte, n int, lim Limits) (image.Image, *Image, error) {
 	return out, m, nil
 }
 
+// Plane is one component's samples: Width×Height from Pix, Stride bytes a
+// row.
+type Plane struct {
+	Pix                   []byte
+	Stride, Width, Height int
+}
+
+// DecodeFit decodes a JPEG with each component at the smallest n/8 of its
+// own size (n = 1 … 8) that covers the size asked for it: luma for the
+// first component, chroma for the others. The chroma of a 4:4:4 image
+// bound for a 4:2:0 output is so decoded at half the luma's scale. It
+// returns the planes, in component order, and the header (Orientation not
+// applied); it streams as DecodeAt does, and reads a progressive image's
+// AC scans only when some component needs more than its DC.
+func DecodeFit(data []byte, luma, chroma image.Point, lim Limits) ([]Plane, *Image, error) {
+	var planes []scaledPlane
+	var ns []int
+	prepare := func(d *decoder) {
+		m := &d.img
+		dcOnly := true
+		for ci := range m.comps {
+			c := &m.comps[ci]
+			cw, ch := (m.Width*c.h+m.hmax-1)/m.hmax, (m.Height*c.v+m.vmax-1)/m.vmax
+			want := chroma
+			if ci == 0 {
+				want = luma
+			}
+			n := 8
+			for s := 1; s < 8; s++ {
+				if (cw*s+7)/8 >= want.X && (ch*s+7)/8 >= want.Y {
+					n = s
+					break
+				}
+			}
+			w, h := (cw*n+7)/8, (ch*n+7)/8
+			planes = append(planes, scaledPlane{make([]byte, w*h), w, w, h})
+			ns = append(ns, n)
+			dcOnly = dcOnly && n == 1
+		}
+		d.dcOnly = dcOnly
+	}
+	rows := func(m *Image, my int) {
+		for ci := range m.comps {
+			c := &m.comps[ci]
+			for v := 0; v < c.v; v++ {
+				if by := my*c.v + v; by < c.bh {
+					planes[ci].row(c, &m.qt[c.tq], ns[ci], by)
+				}
+			}
+		}
+	}
+	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}, prepare: prepare}
+	if err := d.run(); err != nil {
+		return nil, nil, err
+	}
+	m := &d.img
+	if !d.stream.on { // decoded whole
+		for ci := range m.comps {
+			c := &m.comps[ci]
+			for by := 0; by < c.bh; by++ {
+				planes[ci].row(c, &m.qt[c.tq], ns[ci], by)
+			}
+		}
+	}
+	out := make([]Plane, len(planes))
+	for i, p := range planes {
+		out[i] = Plane{p.pix, p.stride, p.w, p.h}
+	}
+	return out, m, nil
+}
+
 // scaledPlane is where one component's scaled samples go.
 type scaledPlane struct {
 	pix          []byte
