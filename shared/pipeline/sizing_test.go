@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/imagework"
+	"github.com/imgpipe/imgpipe/shared/queue"
 )
 
 // keepObjects makes h's bucket keep every object's bytes.
@@ -161,5 +163,37 @@ func TestUnsizedRequestKeepsItsBytes(t *testing.T) {
 	}
 	if header, _, _ := strings.Cut(report.String(), "\n"); header != "Serial Number,Product Name,Input Image URLs,Output Image URLs" {
 		t.Errorf("report header %q", header)
+	}
+}
+
+// A lost message of a sized request is republished by the sweep with the
+// request's sizing, so the image still gets every size.
+func TestSweepKeepsSizing(t *testing.T) {
+	h, clk, delivered := lossyHarness(t, func(m queue.ImageMessage) bool { return m.Republished == 0 && m.Image.Product == 1 })
+	objects := keepObjects(h)
+	ctx := context.Background()
+	sizing := batch.Sizing{MaxWidth: 300, Sizes: []batch.Size{{Name: "thumb", Width: 100}}}
+	r, err := h.svc.Submit(ctx, h.svc.NewUpload(ctx), batch.Submission{Products: products(2, 1), Quality: 50, Sizing: sizing}, "owner", "https://api.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, h, delivered)
+	clk.Advance(20 * time.Minute)
+	if rep, err := h.svc.Sweep(ctx, clk.Now()); err != nil || rep.Republished != 1 {
+		t.Fatalf("sweep: %+v, %v", rep, err)
+	}
+	for _, m := range *delivered {
+		if m.Sizing == nil || len(m.Sizing.Sizes) != 1 {
+			t.Errorf("republished message without the sizing: %s", m.Encode())
+		}
+	}
+	drain(t, h, delivered)
+	h.checkFinished(r, 2, 0, batch.Completed)
+	res, _ := h.st.result(r.ID, batch.ImageRef{Product: 1})
+	if res.Width != 300 || len(res.Sizes) != 1 {
+		t.Errorf("republished image's result %+v", res)
+	}
+	if _, ok := objects.Load(batch.SizeObjectName(r.ID, batch.ImageRef{Product: 1}, "thumb")); !ok {
+		t.Error("no thumb object for the republished image")
 	}
 }

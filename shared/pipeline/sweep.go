@@ -203,7 +203,7 @@ func (s *Service) sweepRequest(ctx context.Context, r batch.Request, quietSince,
 		if err := s.Sweeps.NoteRepublished(ctx, r.ID, againRefs, now); err != nil {
 			return err
 		}
-		base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Republished: republished}
+		base := queue.ImageMessage{RequestID: r.ID, Quality: r.Quality, Sizing: r.Sizing, Republished: republished}
 		var msgs []queue.ImageMessage
 		for _, g := range again {
 			msgs = append(msgs, groupMessages(base, g.url, g.refs)...)
