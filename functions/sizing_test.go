@@ -62,7 +62,9 @@ func TestSizedRequestEndToEnd(t *testing.T) {
 		{SerialNumber: "A3", ProductName: "Mixed", InputURLs: []string{imageURL + "/images/rocket-progressive.jpg?dup=concurrent", imageURL + "/images/astronaut.webp?dup=twice", large + "?dup=twice"}},
 	}
 	boxes := map[string][2]int{"": {1600, 0}, "thumb": {200, 0}, "medium": {800, 800}, "tall": {0, 300}}
-	q := url.Values{"maxWidth": {"1600"}, "sizes": {`[{"name":"thumb","width":200},{"name":"medium","width":800,"height":800},{"name":"tall","height":300}]`}}
+	hook := newReceiver(t, func(int) int { return http.StatusNoContent })
+	q := url.Values{"maxWidth": {"1600"}, "sizes": {`[{"name":"thumb","width":200},{"name":"medium","width":800,"height":800},{"name":"tall","height":300}]`},
+		"webhookUrl": {hook.URL + "/hooks"}}
 	resp, err := http.Post(apiURL+"/api/upload?"+q.Encode(), "text/csv", strings.NewReader(csvOf(products)))
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +160,27 @@ func TestSizedRequestEndToEnd(t *testing.T) {
 			}
 			if rows[i+1][4+c] != strings.Join(want, ", ") {
 				t.Errorf("report row %d, %s: %q, want %q", i+1, name, rows[i+1][4+c], strings.Join(want, ", "))
+			}
+		}
+	}
+	// The webhook lists each size's outputs too, aligned to the inputs.
+	var payload struct {
+		Products []struct {
+			SerialNumber  string              `json:"serialNumber"`
+			SizeImageURLs map[string][]string `json:"sizeImageUrls"`
+		} `json:"products"`
+	}
+	if err := json.Unmarshal(hook.await(t, 1, 30*time.Second)[0].body, &payload); err != nil || len(payload.Products) != len(v.Products) {
+		t.Fatalf("webhook payload: %v, %d products", err, len(payload.Products))
+	}
+	for i, p := range v.Products {
+		for _, name := range []string{"thumb", "medium", "tall"} {
+			var want []string
+			for _, o := range p.Outputs {
+				want = append(want, o.Sizes[name].URL)
+			}
+			if got := payload.Products[i].SizeImageURLs[name]; strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("webhook product %s, %s: %q, want %q", p.SerialNumber, name, got, want)
 			}
 		}
 	}

@@ -133,7 +133,18 @@ func (s *Service) webhookBody(ctx context.Context, r batch.Request) ([]byte, err
 			return nil, err
 		}
 		for _, v := range views {
-			p.Products = append(p.Products, webhook.Product{SerialNumber: v.SerialNumber, ProductName: v.ProductName, InputImageURLs: v.InputImageURLs, OutputImageURLs: v.OutputImageURLs})
+			wp := webhook.Product{SerialNumber: v.SerialNumber, ProductName: v.ProductName, InputImageURLs: v.InputImageURLs, OutputImageURLs: v.OutputImageURLs}
+			if r.Sizing != nil && len(r.Sizing.Sizes) > 0 {
+				wp.SizeImageURLs = map[string][]string{}
+				for _, sz := range r.Sizing.Sizes {
+					urls := make([]string, len(v.InputImageURLs))
+					for _, o := range v.Outputs {
+						urls[o.Index] = o.Sizes[sz.Name].URL
+					}
+					wp.SizeImageURLs[sz.Name] = urls
+				}
+			}
+			p.Products = append(p.Products, wp)
 		}
 	}
 	return json.Marshal(p)

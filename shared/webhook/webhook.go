@@ -39,6 +39,9 @@ type Product struct {
 	ProductName     string   `json:"productName"`
 	InputImageURLs  []string `json:"inputImageUrls"`
 	OutputImageURLs []string `json:"outputImageUrls"`
+	// SizeImageURLs are, in a request with sizes, each size's outputs by
+	// name, aligned to InputImageURLs as OutputImageURLs are.
+	SizeImageURLs map[string][]string `json:"sizeImageUrls,omitempty"`
 }
 
 // Payload is the body of a delivery. Products are inlined up to a size
