@@ -20,8 +20,9 @@ fuzz_all = go test -run='^$$' -fuzz=FuzzParseCSV -fuzztime=$(1) ./shared/batch \
 	&& go test -run='^$$' -fuzz=FuzzCompress -fuzztime=$(2) ./shared/imagework \
 	&& go test -run='^$$' -fuzz=FuzzRecompress -fuzztime=$(3) ./shared/jpegdct \
 	&& go test -run='^$$' -fuzz=FuzzUpload -fuzztime=$(4) ./functions \
-	&& go test -run='^$$' -fuzz=FuzzParseSizing -fuzztime=$(5) ./shared/batch
-FUZZ = $(call fuzz_all,150000x,2000x,1200x,30000x,200000x)
+	&& go test -run='^$$' -fuzz=FuzzParseSizing -fuzztime=$(5) ./shared/batch \
+	&& go test -run='^$$' -fuzz=FuzzSized -fuzztime=$(6) ./shared/imagework
+FUZZ = $(call fuzz_all,150000x,2000x,1200x,30000x,200000x,2000x)
 STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(LOCAL_PROJECT)
 
@@ -171,7 +172,7 @@ fuzz: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) >/dev/null || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
 	  set -a; . .stack/test/env; set +a; \
-	  $(call fuzz_all,$(FUZZTIME),$(FUZZTIME),$(FUZZTIME),$(FUZZTIME),$(FUZZTIME))
+	  $(call fuzz_all,$(FUZZTIME),$(FUZZTIME),$(FUZZTIME),$(FUZZTIME),$(FUZZTIME),$(FUZZTIME))
 
 # Compression benchmark: corpus from Debian wallpaper packages, sharp from
 # npm into .bench/node (throwaway), both paths on the same files, one core.

@@ -3,13 +3,16 @@ package imagework
 import (
 	"bytes"
 	"fmt"
+	"image"
 	"image/jpeg"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/disintegration/imaging"
 
+	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/imagequality"
 )
 
@@ -163,4 +166,52 @@ func BenchmarkCorpusSized(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzSized: whatever the bytes, sizing ends within 5 s with a permanent
+// error or with outputs that decode at the sizes the results give, never
+// larger than the input.
+func FuzzSized(f *testing.F) {
+	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg", "coffee-exif-rotated.jpg", "chelsea.png", "chelsea-animated.gif"} {
+		f.Add(fixture(f, name))
+	}
+	lim := Limits{MaxPixels: 4_000_000, MaxDimension: 4000}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		type out struct {
+			main  Result
+			extra []Result
+			err   error
+		}
+		done := make(chan out, 1)
+		go func() {
+			m, e, err := Sized(b, 50, lim, Box{Width: 100}, []Box{{Width: 37, Height: 23}, {Height: 8}})
+			done <- out{m, e, err}
+		}()
+		var o out
+		select {
+		case o = <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Sized took more than 5 s on %d bytes", len(b))
+		}
+		if o.err != nil {
+			if k := fault.KindOf(o.err); k != fault.Permanent {
+				t.Fatalf("error of kind %s: %v", k, o.err)
+			}
+			return
+		}
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("sized an input whose header does not read: %v", err)
+		}
+		side := max(cfg.Width, cfg.Height)
+		for _, r := range append([]Result{o.main}, o.extra...) {
+			got, err := jpeg.DecodeConfig(bytes.NewReader(r.JPEG))
+			if err != nil {
+				t.Fatalf("output does not decode: %v", err)
+			}
+			if got.Width != r.Width || got.Height != r.Height || max(got.Width, got.Height) > side {
+				t.Fatalf("output %d×%d, result says %d×%d, input %d×%d", got.Width, got.Height, r.Width, r.Height, cfg.Width, cfg.Height)
+			}
+		}
+	})
 }
