@@ -383,6 +383,7 @@ func TestProgressiveSmallerSamePixels(t *testing.T) {
 // 150×103 test image).
 func TestDecodeScaledMatchesBoxDownscale(t *testing.T) {
 	checked := 0
+	worstMAD, worstPSNR := map[int]float64{}, map[int]float64{}
 	for _, f := range corpus(t) {
 		in, err := os.ReadFile(f)
 		if err != nil {
@@ -458,12 +459,19 @@ func TestDecodeScaledMatchesBoxDownscale(t *testing.T) {
 				if denom == 1 || denom == 8 {
 					maxMAD, minPSNR = 0.6, 45
 				}
+				if _, ok := worstPSNR[denom]; !ok {
+					worstPSNR[denom] = 100
+				}
+				worstMAD[denom], worstPSNR[denom] = max(worstMAD[denom], mad), min(worstPSNR[denom], psnr)
 				if mad > maxMAD || psnr < minPSNR {
 					t.Errorf("%s 1/%d %s: mean |difference| %.2f, PSNR %.1f dB", filepath.Base(f), denom, p.name, mad, psnr)
 				}
 			}
 			checked++
 		}
+	}
+	for _, denom := range []int{1, 2, 4, 8} {
+		t.Logf("1/%d: worst mean |difference| %.2f, worst PSNR %.1f dB", denom, worstMAD[denom], worstPSNR[denom])
 	}
 	if checked < 40 {
 		t.Errorf("checked %d scaled decodes, want ≥ 40", checked)
