@@ -100,13 +100,31 @@ func CheckHeader(b []byte, lim Limits) (image.Config, string, error) {
 // quality q. When the input is a JPEG that needs no rotation and our output
 // is not smaller, the input (metadata stripped, losslessly) is kept.
 func Compress(in []byte, q int, lim Limits) (Result, error) {
+	res, _, err := compress(in, q, lim, nil)
+	return res, err
+}
+
+// fitTarget asks compress for a JPEG's scaled planes too
+// (jpegdct.RecompressFit): luma and chroma at least these sizes.
+type fitTarget struct{ luma, chroma image.Point }
+
+// compress is Compress; with fit, a JPEG recompressed in the DCT domain
+// also gives its scaled planes, from the same decode (nil otherwise).
+func compress(in []byte, q int, lim Limits, fit *fitTarget) (Result, []jpegdct.Plane, error) {
 	cfg, format, err := CheckHeader(in, lim)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	var res Result
+	var planes []jpegdct.Plane
 	if format == "jpeg" {
-		out, err := jpegdct.Recompress(in, jpegdct.Options{Quality: q, Limits: jpegdct.Limits{MaxPixels: lim.MaxPixels}})
+		opts := jpegdct.Options{Quality: q, Limits: jpegdct.Limits{MaxPixels: lim.MaxPixels}}
+		var out []byte
+		if fit != nil {
+			out, planes, err = jpegdct.RecompressFit(in, opts, fit.luma, fit.chroma)
+		} else {
+			out, err = jpegdct.Recompress(in, opts)
+		}
 		if err == nil {
 			res = Result{JPEG: out, Format: format, Width: cfg.Width, Height: cfg.Height, Path: "dct"}
 		} else {
@@ -122,7 +140,7 @@ func Compress(in []byte, q int, lim Limits) (Result, error) {
 	if res.JPEG == nil {
 		fallback := res.Fallback
 		if res, err = pixelPath(in, format, q); err != nil {
-			return Result{}, err
+			return Result{}, nil, err
 		}
 		res.Fallback = fallback
 	}
@@ -133,7 +151,7 @@ func Compress(in []byte, q int, lim Limits) (Result, error) {
 			res.JPEG, res.KeptInput = stripped, true
 		}
 	}
-	return res, nil
+	return res, planes, nil
 }
 
 // pixelPath decodes to pixels (upright, transparency on white) and encodes.

@@ -54,16 +54,10 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	if orient >= 5 {
 		w, h = h, w
 	}
-	wants := make([]want, len(boxes))
-	for i, b := range boxes {
-		ow, oh := b.Fit(w, h)
-		wants[i] = want{i, ow, oh}
-	}
 	// Largest first; each smaller one from the one before.
-	order := slices.Clone(wants)
-	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
+	order := plan(boxes, w, h)
 	if format == "jpeg" {
-		if out, ok := resizeJPEG(in, q, lim, cfg, orient, order, len(boxes)); ok {
+		if out, ok := resizeJPEG(in, q, lim, orient, order, len(boxes)); ok {
 			return out, nil
 		}
 	}
@@ -99,26 +93,42 @@ type want struct{ i, w, h int }
 
 // resizeJPEG is Resize's JPEG path, the sizes in order largest first; ok
 // is false when jpegdct refuses the input.
-func resizeJPEG(in []byte, q int, lim Limits, cfg image.Config, orient int, order []want, n int) ([]Result, bool) {
-	stored := func(o want) (int, int) {
-		if orient >= 5 {
-			return o.h, o.w
-		}
-		return o.w, o.h
-	}
-	// Luma at least the largest output; chroma at least its 4:2:0 planes.
-	bw, bh := stored(order[0])
-	planes, _, err := jpegdct.DecodeFit(in, image.Pt(bw, bh), image.Pt((bw+1)/2, (bh+1)/2), jpegdct.Limits{MaxPixels: lim.MaxPixels})
+func resizeJPEG(in []byte, q int, lim Limits, orient int, order []want, n int) ([]Result, bool) {
+	ft := fitFor(order[0], orient)
+	planes, _, err := jpegdct.DecodeFit(in, ft.luma, ft.chroma, jpegdct.Limits{MaxPixels: lim.MaxPixels})
 	if err != nil || (len(planes) != 1 && len(planes) != 3) {
 		return nil, false
 	}
+	return fromPlanes(planes, q, orient, order, n), true
+}
+
+// stored is output o's size as the JPEG stores it (orientations 5–8 swap
+// the sides).
+func stored(o want, orient int) (int, int) {
+	if orient >= 5 {
+		return o.h, o.w
+	}
+	return o.w, o.h
+}
+
+// fitFor is what a scaled decode must cover for the largest output:
+// luma at least its size, chroma at least its 4:2:0 planes.
+func fitFor(largest want, orient int) fitTarget {
+	w, h := stored(largest, orient)
+	return fitTarget{luma: image.Pt(w, h), chroma: image.Pt((w+1)/2, (h+1)/2)}
+}
+
+// fromPlanes makes the outputs of order (largest first; n in all) from a
+// scaled decode's planes: each resampled from the one before, turned
+// upright, encoded without colour conversion.
+func fromPlanes(planes []jpegdct.Plane, q, orient int, order []want, n int) []Result {
 	out := make([]Result, n)
 	for k, o := range order {
 		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
 			out[o.i] = out[order[k-1].i] // the same size twice: encoded once
 			continue
 		}
-		sw, sh := stored(o)
+		sw, sh := stored(o, orient)
 		img := resampleTo(planes, sw, sh, resizeFilter)
 		planes = planesOf(img)
 		var jpg []byte
@@ -130,7 +140,18 @@ func resizeJPEG(in []byte, q int, lim Limits, cfg image.Config, orient int, orde
 		}
 		out[o.i] = Result{JPEG: jpg, Format: "jpeg", Width: o.w, Height: o.h, Path: "resize"}
 	}
-	return out, true
+	return out
+}
+
+// plan is the outputs of boxes for a w×h (upright) image, largest first.
+func plan(boxes []Box, w, h int) []want {
+	order := make([]want, len(boxes))
+	for i, b := range boxes {
+		ow, oh := b.Fit(w, h)
+		order[i] = want{i, ow, oh}
+	}
+	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
+	return order
 }
 
 // upright turns img by EXIF orientation o (1–8; others leave it).

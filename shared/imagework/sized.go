@@ -7,7 +7,8 @@ package imagework
 //   - Without boxes it is Compress, byte for byte.
 //   - A main output that keeps the image's size is Compress's (the DCT path
 //     for a JPEG); an extra output of that same size shares its bytes, and
-//     the smaller ones come from one scaled decode (Resize).
+//     the smaller ones are scaled from the same decode of the coefficients
+//     (jpegdct.RecompressFit), or from Resize's when the DCT path refuses.
 //   - A main output that shrinks is made with the extra outputs by one
 //     Resize: one decode, at the smallest scale that covers the largest.
 func Sized(in []byte, q int, lim Limits, main Box, extra []Box) (Result, []Result, error) {
@@ -30,24 +31,36 @@ func Sized(in []byte, q int, lim Limits, main Box, extra []Box) (Result, []Resul
 		}
 		return all[0], all[1:], nil
 	}
-	res, err := Compress(in, q, lim)
+	var smaller []Box
+	var at []int // where each of smaller goes in the extra outputs
+	for i, b := range extra {
+		if bw, bh := b.Fit(w, h); bw != w || bh != h {
+			smaller = append(smaller, b)
+			at = append(at, i)
+		}
+	}
+	// A JPEG recompressed in the DCT domain hands its coefficients to the
+	// scaled decode of the smaller outputs as well: one decode for all.
+	order := plan(smaller, w, h)
+	var fit *fitTarget
+	if len(smaller) > 0 && format == "jpeg" {
+		ft := fitFor(order[0], 1)
+		fit = &ft
+	}
+	res, planes, err := compress(in, q, lim, fit)
 	if err != nil {
 		return Result{}, nil, err
 	}
 	out := make([]Result, len(extra))
-	var smaller []Box
-	var at []int // where each of smaller goes in out
-	for i, b := range extra {
-		if bw, bh := b.Fit(w, h); bw == w && bh == h {
-			out[i] = res
-			continue
-		}
-		smaller = append(smaller, b)
-		at = append(at, i)
+	for i := range extra {
+		out[i] = res // the sizes it fits in already; the others follow
 	}
 	if len(smaller) > 0 {
-		rs, err := Resize(in, q, lim, smaller)
-		if err != nil {
+		var rs []Result
+		if len(planes) == 1 || len(planes) == 3 {
+			// The DCT path refuses EXIF rotations, so these are upright.
+			rs = fromPlanes(planes, q, 1, order, len(smaller))
+		} else if rs, err = Resize(in, q, lim, smaller); err != nil {
 			return Result{}, nil, err
 		}
 		for j, r := range rs {

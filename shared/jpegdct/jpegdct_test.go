@@ -654,3 +654,49 @@ func TestEncodePlanes(t *testing.T) {
 		}
 	}
 }
+
+// RecompressFit gives Recompress's bytes and DecodeFit's planes, from one
+// decode, for baseline (streamed) and progressive (whole) inputs alike.
+func TestRecompressFitIsBoth(t *testing.T) {
+	checked := 0
+	for _, f := range corpus(t) {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Recompress(in, Options{Quality: 50})
+		if err != nil {
+			continue
+		}
+		m, err := Decode(in, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		luma := image.Pt((m.Width+2)/3, (m.Height+2)/3)
+		chroma := image.Pt((luma.X+1)/2, (luma.Y+1)/2)
+		got, planes, err := RecompressFit(in, Options{Quality: 50}, luma, chroma)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: RecompressFit's bytes differ from Recompress's", filepath.Base(f))
+		}
+		alone, _, err := DecodeFit(in, luma, chroma, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(planes) != len(alone) {
+			t.Fatalf("%s: %d planes, DecodeFit %d", filepath.Base(f), len(planes), len(alone))
+		}
+		for i := range planes {
+			a, b := planes[i], alone[i]
+			if a.Width != b.Width || a.Height != b.Height || !bytes.Equal(a.Pix, b.Pix) {
+				t.Errorf("%s plane %d: %dx%d, DecodeFit's %dx%d, same samples %v", filepath.Base(f), i, a.Width, a.Height, b.Width, b.Height, bytes.Equal(a.Pix, b.Pix))
+			}
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Errorf("checked %d files, want ≥ 10", checked)
+	}
+}

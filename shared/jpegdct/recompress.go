@@ -22,7 +22,18 @@ type Options struct {
 // more than two MCU rows of coefficients. Other images are decoded whole
 // first.
 func Recompress(data []byte, o Options) ([]byte, error) {
-	d := &decoder{data: data, limits: o.Limits, stream: &streamer{o: o}}
+	return recompress(data, o, nil)
+}
+
+// recompress is Recompress; ft, when set, is also handed the coefficients
+// (every input MCU row as it streams, or the whole image) before they are
+// requantised.
+func recompress(data []byte, o Options, ft *fitter) ([]byte, error) {
+	st := &streamer{o: o}
+	d := &decoder{data: data, limits: o.Limits, stream: st}
+	if ft != nil {
+		st.also, d.prepare = ft.row, ft.prepare
+	}
 	if err := d.run(); err != nil {
 		return nil, err
 	}
@@ -33,6 +44,9 @@ func Recompress(data []byte, o Options) ([]byte, error) {
 	m := &d.img
 	if m.orientation > 1 {
 		return nil, unsupported("orientation")
+	}
+	if ft != nil {
+		ft.whole(m)
 	}
 	f, err := m.toFrame(o)
 	if err != nil {
@@ -54,6 +68,8 @@ type streamer struct {
 	m    *Image
 	k    int // input MCU rows per output MCU row
 	rows func(m *Image, my int)
+	// also, when set, is handed each input MCU row before it is encoded.
+	also func(m *Image, my int)
 }
 
 // start is called at the scan's header, when every table it needs is known.
@@ -102,6 +118,9 @@ func (s *streamer) endRow(my int) {
 	if s.rows != nil {
 		s.rows(s.m, my)
 		return
+	}
+	if s.also != nil {
+		s.also(s.m, my)
 	}
 	if my%s.k == s.k-1 || my == s.m.mcusY-1 {
 		s.w.row(my / s.k)

@@ -178,60 +178,94 @@ type Plane struct {
 // applied); it streams as DecodeAt does, and reads a progressive image's
 // AC scans only when some component needs more than its DC.
 func DecodeFit(data []byte, luma, chroma image.Point, lim Limits) ([]Plane, *Image, error) {
-	var planes []scaledPlane
-	var ns []int
-	prepare := func(d *decoder) {
-		m := &d.img
-		dcOnly := true
-		for ci := range m.comps {
-			c := &m.comps[ci]
-			cw, ch := (m.Width*c.h+m.hmax-1)/m.hmax, (m.Height*c.v+m.vmax-1)/m.vmax
-			want := chroma
-			if ci == 0 {
-				want = luma
-			}
-			n := 8
-			for s := 1; s < 8; s++ {
-				if (cw*s+7)/8 >= want.X && (ch*s+7)/8 >= want.Y {
-					n = s
-					break
-				}
-			}
-			w, h := (cw*n+7)/8, (ch*n+7)/8
-			planes = append(planes, scaledPlane{make([]byte, w*h), w, w, h})
-			ns = append(ns, n)
-			dcOnly = dcOnly && n == 1
-		}
-		d.dcOnly = dcOnly
-	}
-	rows := func(m *Image, my int) {
-		for ci := range m.comps {
-			c := &m.comps[ci]
-			for v := 0; v < c.v; v++ {
-				if by := my*c.v + v; by < c.bh {
-					planes[ci].row(c, &m.qt[c.tq], ns[ci], by)
-				}
-			}
-		}
-	}
-	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}, prepare: prepare}
+	ft := &fitter{luma: luma, chroma: chroma, skipAC: true}
+	d := &decoder{data: data, limits: lim, stream: &streamer{rows: ft.row}, prepare: ft.prepare}
 	if err := d.run(); err != nil {
 		return nil, nil, err
 	}
-	m := &d.img
 	if !d.stream.on { // decoded whole
-		for ci := range m.comps {
-			c := &m.comps[ci]
-			for by := 0; by < c.bh; by++ {
-				planes[ci].row(c, &m.qt[c.tq], ns[ci], by)
+		ft.whole(&d.img)
+	}
+	return ft.result(), &d.img, nil
+}
+
+// RecompressFit is Recompress that also returns DecodeFit's planes, made
+// from the same decode of the coefficients: a JPEG kept at its size with
+// smaller sizes beside it is decoded once.
+func RecompressFit(data []byte, o Options, luma, chroma image.Point) ([]byte, []Plane, error) {
+	ft := &fitter{luma: luma, chroma: chroma}
+	out, err := recompress(data, o, ft)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, ft.result(), nil
+}
+
+// fitter makes DecodeFit's planes from a decoder's coefficients: row by
+// row while a baseline scan streams, or whole.
+type fitter struct {
+	luma, chroma image.Point
+	// skipAC lets the decoder skip a progressive image's AC scans when
+	// every component needs only its DC.
+	skipAC bool
+	planes []scaledPlane
+	ns     []int
+}
+
+// prepare sizes the planes once the frame is known.
+func (ft *fitter) prepare(d *decoder) {
+	m := &d.img
+	dcOnly := true
+	for ci := range m.comps {
+		c := &m.comps[ci]
+		cw, ch := (m.Width*c.h+m.hmax-1)/m.hmax, (m.Height*c.v+m.vmax-1)/m.vmax
+		want := ft.chroma
+		if ci == 0 {
+			want = ft.luma
+		}
+		n := 8
+		for s := 1; s < 8; s++ {
+			if (cw*s+7)/8 >= want.X && (ch*s+7)/8 >= want.Y {
+				n = s
+				break
+			}
+		}
+		w, h := (cw*n+7)/8, (ch*n+7)/8
+		ft.planes = append(ft.planes, scaledPlane{make([]byte, w*h), w, w, h})
+		ft.ns = append(ft.ns, n)
+		dcOnly = dcOnly && n == 1
+	}
+	d.dcOnly = ft.skipAC && dcOnly
+}
+
+// row scales MCU row my of every component.
+func (ft *fitter) row(m *Image, my int) {
+	for ci := range m.comps {
+		c := &m.comps[ci]
+		for v := 0; v < c.v; v++ {
+			if by := my*c.v + v; by < c.bh {
+				ft.planes[ci].row(c, &m.qt[c.tq], ft.ns[ci], by)
 			}
 		}
 	}
-	out := make([]Plane, len(planes))
-	for i, p := range planes {
+}
+
+// whole scales every block of an image decoded whole.
+func (ft *fitter) whole(m *Image) {
+	for ci := range m.comps {
+		c := &m.comps[ci]
+		for by := 0; by < c.bh; by++ {
+			ft.planes[ci].row(c, &m.qt[c.tq], ft.ns[ci], by)
+		}
+	}
+}
+
+func (ft *fitter) result() []Plane {
+	out := make([]Plane, len(ft.planes))
+	for i, p := range ft.planes {
 		out[i] = Plane{p.pix, p.stride, p.w, p.h}
 	}
-	return out, m, nil
+	return out
 }
 
 // scaledPlane is where one component's scaled samples go.
