@@ -259,3 +259,65 @@ func orientImage(img image.Image, o int) image.Image {
 	}
 	return upright(img, o)
 }
+
+// pixelPlanes is a decoded image as planes for fromPlanes: a YCbCr or
+// gray image as it is; an NRGBA or RGBA one (a PNG's) put on white and
+// turned into luma and 4:2:0 chroma in one pass (JFIF's conversion, chroma
+// the mean of each 2×2). ok is false for other kinds.
+func pixelPlanes(img image.Image) (planes []jpegdct.Plane, ok bool) {
+	if img.Bounds().Min != (image.Point{}) {
+		return nil, false
+	}
+	var pix []byte
+	var stride int
+	premultiplied := false
+	switch m := img.(type) {
+	case *image.YCbCr, *image.Gray:
+		return planesOf(m), true
+	case *image.NRGBA:
+		pix, stride = m.Pix, m.Stride
+	case *image.RGBA:
+		pix, stride, premultiplied = m.Pix, m.Stride, true
+	default:
+		return nil, false
+	}
+	w, h := img.Bounds().Dx(), img.Bounds().Dy()
+	cw, ch := (w+1)/2, (h+1)/2
+	y := make([]byte, w*h)
+	cb, cr := make([]int32, cw*ch), make([]int32, cw*ch)
+	count := make([]int32, cw*ch)
+	for j := 0; j < h; j++ {
+		row := pix[j*stride : j*stride+4*w]
+		crow := (j / 2) * cw
+		for i := 0; i < w; i++ {
+			p := row[4*i : 4*i+4 : 4*i+4]
+			r, g, b, a := int32(p[0]), int32(p[1]), int32(p[2]), int32(p[3])
+			if a != 255 {
+				if premultiplied { // on white: c + 255 − a
+					r, g, b = r+255-a, g+255-a, b+255-a
+				} else { // on white: 255 + (c − 255)·a/255
+					r, g, b = 255+((r-255)*a+127)/255, 255+((g-255)*a+127)/255, 255+((b-255)*a+127)/255
+				}
+			}
+			// JFIF, 16-bit fixed point, as image/color.RGBToYCbCr.
+			y[j*w+i] = uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 16)
+			k := crow + i/2
+			cb[k] += -11056*r - 21712*g + 32768*b
+			cr[k] += 32768*r - 27440*g - 5328*b
+			count[k]++
+		}
+	}
+	cbp, crp := make([]byte, cw*ch), make([]byte, cw*ch)
+	for k := range cbp {
+		// The mean of the pixels' values, offset by 128 first so that the
+		// division rounds a positive number.
+		n := int64(count[k]) << 16
+		cbp[k] = uint8(min(max((int64(cb[k])+128*n+n/2)/n, 0), 255))
+		crp[k] = uint8(min(max((int64(cr[k])+128*n+n/2)/n, 0), 255))
+	}
+	return []jpegdct.Plane{
+		{Pix: y, Stride: w, Width: w, Height: h},
+		{Pix: cbp, Stride: cw, Width: cw, Height: ch},
+		{Pix: crp, Stride: cw, Width: cw, Height: ch},
+	}, true
+}

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"testing"
 
 	"github.com/disintegration/imaging"
@@ -73,6 +74,37 @@ func TestResamplePlaneMatchesImaging(t *testing.T) {
 		n := size[0] * size[1]
 		if mean := float64(sum) / float64(n); mean > 0.3 || far > n/500 {
 			t.Errorf("%v: mean |difference| %.3f, %d of %d samples more than 2 levels from imaging.Resize", size, mean, far, n)
+		}
+	}
+}
+
+// A PNG is resized on white: transparent pixels come out white, half
+// transparent ones half way, in NRGBA and premultiplied RGBA alike.
+func TestResizePutsTransparencyOnWhite(t *testing.T) {
+	for _, alpha := range []uint8{0, 128, 255} {
+		n := image.NewNRGBA(image.Rect(0, 0, 64, 48))
+		for i := 0; i < len(n.Pix); i += 4 {
+			n.Pix[i], n.Pix[i+1], n.Pix[i+2], n.Pix[i+3] = 0, 0, 200, alpha // blue
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, n); err != nil {
+			t.Fatal(err)
+		}
+		res, err := Resize(b.Bytes(), 90, DefaultLimits, []Box{{Width: 32}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := jpeg.Decode(bytes.NewReader(res[0].JPEG))
+		if err != nil || out.Bounds().Dx() != 32 || out.Bounds().Dy() != 24 || res[0].Format != "png" {
+			t.Fatalf("alpha %d: %v, %v, format %s", alpha, out.Bounds(), err, res[0].Format)
+		}
+		r, g, bl, _ := out.At(16, 12).RGBA()
+		a := float64(alpha) / 255
+		want := [3]float64{255 * (1 - a), 255 * (1 - a), 200*a + 255*(1-a)}
+		for i, got := range []uint32{r >> 8, g >> 8, bl >> 8} {
+			if d := float64(got) - want[i]; d > 6 || d < -6 {
+				t.Errorf("alpha %d: channel %d is %d, want %.0f", alpha, i, got, want[i])
+			}
 		}
 	}
 }

@@ -39,7 +39,9 @@ func (b Box) Fit(w, h int) (int, int) {
 // from the largest output down to the smallest, each from the one before,
 // then turned upright and encoded as 4:2:0 (or grayscale), with no colour
 // conversion. Other images, and JPEGs jpegdct refuses (CMYK, arithmetic
-// coding, …), are decoded whole and resized by imaging.Resize.
+// coding, …), are decoded whole: an RGBA or NRGBA one (PNG) is put on
+// white and turned into planes in one pass and resized as a JPEG's planes
+// are; other kinds (paletted GIF, 16-bit PNG) by imaging.Resize.
 func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	cfg, format, err := CheckHeader(in, lim)
 	if err != nil {
@@ -64,6 +66,13 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	img, err := decodeUpright(in, format)
 	if err != nil {
 		return nil, err
+	}
+	if planes, ok := pixelPlanes(img); ok {
+		out := fromPlanes(planes, q, 1, order, len(boxes))
+		for i := range out {
+			out[i].Format = format
+		}
+		return out, nil
 	}
 	out := make([]Result, len(boxes))
 	src := img
