@@ -74,19 +74,28 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 		}
 		return out, nil
 	}
-	out := make([]Result, len(boxes))
 	src := img
-	for k, o := range order {
-		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
-			out[o.i] = out[order[k-1].i] // the same size twice: encoded once
-			continue
-		}
+	return eachSize(order, len(boxes), func(o want) Result {
 		if b := src.Bounds(); b.Dx() != o.w || b.Dy() != o.h {
 			src = imaging.Resize(src, o.w, o.h, resizeFilter)
 		}
-		out[o.i] = Result{JPEG: encodeOnWhite(src, q), Format: format, Width: o.w, Height: o.h, Path: "resize"}
+		return Result{JPEG: encodeOnWhite(src, q), Format: format, Width: o.w, Height: o.h, Path: "resize"}
+	}), nil
+}
+
+// eachSize makes the outputs of order (largest first; n in all) with
+// output, in that order; a size equal to the one before it is not made
+// again.
+func eachSize(order []want, n int, output func(o want) Result) []Result {
+	out := make([]Result, n)
+	for k, o := range order {
+		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
+			out[o.i] = out[order[k-1].i]
+			continue
+		}
+		out[o.i] = output(o)
 	}
-	return out, nil
+	return out
 }
 
 // resizeFilter is the resampling kernel after a scaled decode: Catmull–Rom
@@ -131,12 +140,7 @@ func fitFor(largest want, orient int) fitTarget {
 // scaled decode's planes: each resampled from the one before, turned
 // upright, encoded without colour conversion.
 func fromPlanes(planes []jpegdct.Plane, q, orient int, order []want, n int) []Result {
-	out := make([]Result, n)
-	for k, o := range order {
-		if k > 0 && out[order[k-1].i].Width == o.w && out[order[k-1].i].Height == o.h {
-			out[o.i] = out[order[k-1].i] // the same size twice: encoded once
-			continue
-		}
+	return eachSize(order, n, func(o want) Result {
 		sw, sh := stored(o, orient)
 		img := resampleTo(planes, sw, sh, resizeFilter)
 		planes = planesOf(img)
@@ -147,9 +151,8 @@ func fromPlanes(planes []jpegdct.Plane, q, orient int, order []want, n int) []Re
 		case *image.Gray:
 			jpg = jpegdct.EncodeGray(m, q)
 		}
-		out[o.i] = Result{JPEG: jpg, Format: "jpeg", Width: o.w, Height: o.h, Path: "resize"}
-	}
-	return out
+		return Result{JPEG: jpg, Format: "jpeg", Width: o.w, Height: o.h, Path: "resize"}
+	})
 }
 
 // plan is the outputs of boxes for a w×h (upright) image, largest first.

@@ -48,6 +48,16 @@ type ProductView struct {
 	Outputs []ImageOutputs `json:"outputs,omitempty"`
 }
 
+// SizeURLs are the links to size name's outputs, aligned to the product's
+// inputs ("" where an image failed or is pending).
+func (v ProductView) SizeURLs(name string) []string {
+	urls := make([]string, len(v.InputImageURLs))
+	for _, o := range v.Outputs {
+		urls[o.Index] = o.Sizes[name].URL
+	}
+	return urls
+}
+
 // ImageOutputs are the outputs of one compressed image of a product.
 type ImageOutputs struct {
 	Index  int                 `json:"index"` // position in inputImageUrls
@@ -206,11 +216,7 @@ func (s *Service) Report(ctx context.Context, id, owner string, w io.Writer) err
 				SafeCell(strings.Join(v.InputImageURLs, ", ")), SafeCell(strings.Join(v.OutputImageURLs, ", ")),
 			}
 			for _, sz := range sizes {
-				urls := make([]string, len(v.InputImageURLs))
-				for _, o := range v.Outputs {
-					urls[o.Index] = o.Sizes[sz.Name].URL
-				}
-				row = append(row, SafeCell(strings.Join(urls, ", ")))
+				row = append(row, SafeCell(strings.Join(v.SizeURLs(sz.Name), ", ")))
 			}
 			if err := cw.Write(row); err != nil {
 				return err

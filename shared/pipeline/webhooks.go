@@ -137,11 +137,7 @@ func (s *Service) webhookBody(ctx context.Context, r batch.Request) ([]byte, err
 			if r.Sizing != nil && len(r.Sizing.Sizes) > 0 {
 				wp.SizeImageURLs = map[string][]string{}
 				for _, sz := range r.Sizing.Sizes {
-					urls := make([]string, len(v.InputImageURLs))
-					for _, o := range v.Outputs {
-						urls[o.Index] = o.Sizes[sz.Name].URL
-					}
-					wp.SizeImageURLs[sz.Name] = urls
+					wp.SizeImageURLs[sz.Name] = v.SizeURLs(sz.Name)
 				}
 			}
 			p.Products = append(p.Products, wp)
