@@ -372,13 +372,26 @@ func goroot(t testing.TB) string {
 // BenchmarkCorpusPNG compresses every PNG of $IMGPIPE_BENCH_CORPUS (make
 // bench fetches one into .bench/corpus) per iteration; for profiling.
 func BenchmarkCorpusPNG(b *testing.B) {
+	ins := benchCorpus(b, "*.png")
+	for b.Loop() {
+		for _, in := range ins {
+			if _, err := Compress(in, 50, DefaultLimits); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// benchCorpus reads the files of $IMGPIPE_BENCH_CORPUS (make bench fetches
+// one into .bench/corpus) that match pattern; without it, b is skipped.
+func benchCorpus(b *testing.B, pattern string) [][]byte {
 	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
 	if dir == "" {
 		b.Skip("IMGPIPE_BENCH_CORPUS not set")
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	files, _ := filepath.Glob(filepath.Join(dir, pattern))
 	if len(files) == 0 {
-		b.Fatalf("no PNG in %s", dir)
+		b.Fatalf("no %s in %s", pattern, dir)
 	}
 	var ins [][]byte
 	for _, f := range files {
@@ -388,11 +401,5 @@ func BenchmarkCorpusPNG(b *testing.B) {
 		}
 		ins = append(ins, in)
 	}
-	for b.Loop() {
-		for _, in := range ins {
-			if _, err := Compress(in, 50, DefaultLimits); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	return ins
 }

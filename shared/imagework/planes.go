@@ -232,8 +232,9 @@ func orientPlane(src []byte, sstride, sw, sh int, dst []byte, dstride, o int) {
 	}
 }
 
-// orientImage turns a 4:2:0 *image.YCbCr or a *image.Gray upright by EXIF
-// orientation o; 1 and unknown values leave it.
+// orientImage turns a *image.YCbCr or a *image.Gray (what resampleTo
+// gives) upright by EXIF orientation o; 1 and unknown values, and other
+// kinds of image, leave it.
 func orientImage(img image.Image, o int) image.Image {
 	if o < 2 || o > 8 {
 		return img
@@ -257,7 +258,7 @@ func orientImage(img image.Image, o int) image.Image {
 		orientPlane(m.Cr, m.CStride, cw, ch, out.Cr, out.CStride, o)
 		return out
 	}
-	return upright(img, o)
+	return img
 }
 
 // pixelPlanes is a decoded image as planes for fromPlanes: a YCbCr or

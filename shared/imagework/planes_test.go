@@ -108,3 +108,25 @@ func TestResizePutsTransparencyOnWhite(t *testing.T) {
 		}
 	}
 }
+
+// upright turns img by EXIF orientation o (1–8; others leave it) with
+// imaging's flips and rotations: the oracle orientImage is checked against.
+func upright(img image.Image, o int) image.Image {
+	switch o {
+	case 2:
+		return imaging.FlipH(img)
+	case 3:
+		return imaging.Rotate180(img)
+	case 4:
+		return imaging.FlipV(img)
+	case 5:
+		return imaging.Transpose(img)
+	case 6:
+		return imaging.Rotate270(img)
+	case 7:
+		return imaging.Transverse(img)
+	case 8:
+		return imaging.Rotate90(img)
+	}
+	return img
+}

@@ -165,24 +165,3 @@ func plan(boxes []Box, w, h int) []want {
 	slices.SortStableFunc(order, func(a, b want) int { return b.w*b.h - a.w*a.h })
 	return order
 }
-
-// upright turns img by EXIF orientation o (1–8; others leave it).
-func upright(img image.Image, o int) image.Image {
-	switch o {
-	case 2:
-		return imaging.FlipH(img)
-	case 3:
-		return imaging.Rotate180(img)
-	case 4:
-		return imaging.FlipV(img)
-	case 5:
-		return imaging.Transpose(img)
-	case 6:
-		return imaging.Rotate270(img)
-	case 7:
-		return imaging.Transverse(img)
-	case 8:
-		return imaging.Rotate90(img)
-	}
-	return img
-}

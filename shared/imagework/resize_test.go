@@ -139,22 +139,7 @@ func checkSizes(t *testing.T, name string, w, h int, boxes []Box, res []Result) 
 // bench fetches one into .bench/corpus) in 1600×1600, and in 200×200, per
 // iteration; for profiling.
 func BenchmarkCorpusSized(b *testing.B) {
-	dir := os.Getenv("IMGPIPE_BENCH_CORPUS")
-	if dir == "" {
-		b.Skip("IMGPIPE_BENCH_CORPUS not set")
-	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.jpg"))
-	if len(files) == 0 {
-		b.Fatalf("no JPEG in %s", dir)
-	}
-	var ins [][]byte
-	for _, f := range files {
-		in, err := os.ReadFile(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ins = append(ins, in)
-	}
+	ins := benchCorpus(b, "*.jpg")
 	for _, side := range []int{1600, 200} {
 		b.Run(fmt.Sprint(side), func(b *testing.B) {
 			for b.Loop() {

@@ -394,7 +394,7 @@ func TestDecodeScaledMatchesBoxDownscale(t *testing.T) {
 			continue
 		}
 		for _, denom := range []int{1, 2, 4, 8} {
-			got, _, err := DecodeScaled(in, denom, Limits{})
+			got, _, err := DecodeAt(in, 8/denom, Limits{})
 			if err != nil {
 				if IsUnsupported(err) {
 					break
@@ -488,7 +488,7 @@ func BenchmarkDecodeScaled(b *testing.B) {
 	for _, denom := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("1-%d", denom), func(b *testing.B) {
 			for b.Loop() {
-				if _, _, err := DecodeScaled(in, denom, Limits{}); err != nil {
+				if _, _, err := DecodeAt(in, 8/denom, Limits{}); err != nil {
 					b.Fatal(err)
 				}
 			}

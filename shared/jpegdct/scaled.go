@@ -109,58 +109,22 @@ func scaleBlock(blk []int16, end int, q *[64]uint16, n int, dst []byte, stride, 
 	}
 }
 
-// DecodeScaled decodes a JPEG at 1/denom of its size (denom 1, 2, 4 or
-// 8): DecodeAt with n = 8/denom.
-func DecodeScaled(data []byte, denom int, lim Limits) (image.Image, *Image, error) {
-	n := map[int]int{1: 8, 2: 4, 4: 2, 8: 1}[denom]
-	if n == 0 {
-		return nil, nil, unsupported("scale")
-	}
-	return DecodeAt(data, n, lim)
-}
-
 // DecodeAt decodes a JPEG at n/8 of its size (n = 1 … 8; each side
 // rounded up, as libjpeg's scaled output is) without decoding it at full
 // size first: a *image.YCbCr with the input's chroma subsampling, or a
-// *image.Gray, and the decoded header (its Orientation is not applied). A
-// baseline image with one interleaved scan (the common case) is scaled as
-// it is decoded, an MCU row at a time, so its coefficients are never held
-// whole; others are decoded whole first. Inputs outside what Decode reads
-// give its errors.
+// *image.Gray, and the decoded header (its Orientation is not applied). It
+// is DecodeFit with every component at the same scale, so it streams as
+// DecodeFit does. Inputs outside what Decode reads give its errors.
 func DecodeAt(data []byte, n int, lim Limits) (image.Image, *Image, error) {
 	if n < 1 || n > 8 {
 		return nil, nil, unsupported("scale")
 	}
-	var out image.Image
-	var planes [3]scaledPlane
-	rows := func(m *Image, my int) {
-		if out == nil {
-			out, planes = newScaled(m, n)
-		}
-		for ci := range m.comps {
-			c := &m.comps[ci]
-			for v := 0; v < c.v; v++ {
-				if by := my*c.v + v; by < c.bh {
-					planes[ci].row(c, &m.qt[c.tq], n, by)
-				}
-			}
-		}
-	}
-	d := &decoder{data: data, limits: lim, stream: &streamer{rows: rows}, dcOnly: n == 1}
-	if err := d.run(); err != nil {
+	ft := &fitter{n: n, skipAC: true}
+	m, err := ft.decode(data, lim)
+	if err != nil {
 		return nil, nil, err
 	}
-	m := &d.img
-	if !d.stream.on { // decoded whole
-		out, planes = newScaled(m, n)
-		for ci := range m.comps {
-			c := &m.comps[ci]
-			for by := 0; by < c.bh; by++ {
-				planes[ci].row(c, &m.qt[c.tq], n, by)
-			}
-		}
-	}
-	return out, m, nil
+	return ft.img, m, nil
 }
 
 // Plane is one component's samples: Width×Height from Pix, Stride bytes a
@@ -179,14 +143,11 @@ type Plane struct {
 // AC scans only when some component needs more than its DC.
 func DecodeFit(data []byte, luma, chroma image.Point, lim Limits) ([]Plane, *Image, error) {
 	ft := &fitter{luma: luma, chroma: chroma, skipAC: true}
-	d := &decoder{data: data, limits: lim, stream: &streamer{rows: ft.row}, prepare: ft.prepare}
-	if err := d.run(); err != nil {
+	m, err := ft.decode(data, lim)
+	if err != nil {
 		return nil, nil, err
 	}
-	if !d.stream.on { // decoded whole
-		ft.whole(&d.img)
-	}
-	return ft.result(), &d.img, nil
+	return ft.result(), m, nil
 }
 
 // RecompressFit is Recompress that also returns DecodeFit's planes, made
@@ -205,6 +166,10 @@ func RecompressFit(data []byte, o Options, luma, chroma image.Point) ([]byte, []
 // row while a baseline scan streams, or whole.
 type fitter struct {
 	luma, chroma image.Point
+	// n, when set, scales every component to n/8 instead, into img (as
+	// DecodeAt answers).
+	n   int
+	img image.Image
 	// skipAC lets the decoder skip a progressive image's AC scans when
 	// every component needs only its DC.
 	skipAC bool
@@ -212,9 +177,31 @@ type fitter struct {
 	ns     []int
 }
 
+// decode decodes data, scaling it with ft, and returns the header.
+func (ft *fitter) decode(data []byte, lim Limits) (*Image, error) {
+	d := &decoder{data: data, limits: lim, stream: &streamer{rows: ft.row}, prepare: ft.prepare}
+	if err := d.run(); err != nil {
+		return nil, err
+	}
+	if !d.stream.on { // decoded whole
+		ft.whole(&d.img)
+	}
+	return &d.img, nil
+}
+
 // prepare sizes the planes once the frame is known.
 func (ft *fitter) prepare(d *decoder) {
 	m := &d.img
+	if ft.n > 0 {
+		var planes [3]scaledPlane
+		ft.img, planes = newScaled(m, ft.n)
+		ft.planes = planes[:len(m.comps)]
+		for range m.comps {
+			ft.ns = append(ft.ns, ft.n)
+		}
+		d.dcOnly = ft.skipAC && ft.n == 1
+		return
+	}
 	dcOnly := true
 	for ci := range m.comps {
 		c := &m.comps[ci]
