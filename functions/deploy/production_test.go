@@ -379,8 +379,9 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 
 	cfg, err := config.LoadFrom(func(k string) string {
 		v := map[string]string{"GOOGLE_CLOUD_PROJECT": "acme-prod", "IMGPIPE_BUCKET": "acme-prod-imgpipe-images",
-			"IMGPIPE_WEBHOOK_SECRETS": config.DevWebhookSecret, "IMGPIPE_WEBHOOK_DELIVERY_URL": deliver,
-			"IMGPIPE_SWEEP_URL": sweepURL, "IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-pusher@acme-prod.iam.gserviceaccount.com"}
+			"IMGPIPE_WEBHOOK_SECRETS": "whsec_" + strings.Repeat("A", 43) + "=", "IMGPIPE_VIEW_LINK_KEYS": strings.Repeat("B", 43) + "=",
+			"IMGPIPE_WEBHOOK_DELIVERY_URL": deliver,
+			"IMGPIPE_SWEEP_URL":            sweepURL, "IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-pusher@acme-prod.iam.gserviceaccount.com"}
 		return v[k]
 	})
 	if err != nil {

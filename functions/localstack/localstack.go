@@ -122,8 +122,10 @@ func Wire(ctx context.Context, w Wiring) error {
 		return fmt.Errorf("storage.NewClient: %w", err)
 	}
 	defer gcs.Close()
-	if err := gcs.Bucket(c.Bucket).Create(ctx, c.Project, nil); err != nil && !bucketExists(err) {
-		return fmt.Errorf("storage.BucketHandle.Create: %w", err)
+	for _, b := range []string{c.Bucket, c.PrivateBucket} {
+		if err := gcs.Bucket(b).Create(ctx, c.Project, nil); err != nil && !bucketExists(err) {
+			return fmt.Errorf("storage.BucketHandle.Create %s: %w", b, err)
+		}
 	}
 
 	tc, err := tasks.NewClient(ctx, c.TasksEmulatorHost)
@@ -185,7 +187,7 @@ func bucketExists(err error) bool {
 
 // LocalDefaults sets what a local host needs and a developer should not
 // have to: the webhook delivery URL on this host, the development signing
-// secret, the identity the webhook tasks carry (the Cloud Tasks emulator
+// secret and link key, the identity the webhook tasks carry (the Cloud Tasks emulator
 // forwards its token as Cloud Run does, and deliverWebhook checks it), and
 // fetches from loopback (test image servers, receivers). Variables already
 // set are kept.
@@ -195,6 +197,7 @@ func LocalDefaults(hostURL string) {
 		"IMGPIPE_WEBHOOK_DELIVERY_URL":  hostURL + "/" + functions.FnDeliver,
 		"IMGPIPE_SWEEP_URL":             hostURL + "/" + functions.FnSweep,
 		"IMGPIPE_WEBHOOK_SECRETS":       config.DevWebhookSecret,
+		"IMGPIPE_VIEW_LINK_KEYS":        config.DevViewLinkKey,
 		"IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-tasks@" + project + ".iam.gserviceaccount.com",
 		"IMGPIPE_ALLOW_LOOPBACK":        "true",
 	} {

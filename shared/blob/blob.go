@@ -30,7 +30,8 @@ type Bucket struct {
 }
 
 // Open connects to bucket. mode is auto, public or signed; auto links to
-// the emulator when STORAGE_EMULATOR_HOST is set, else to the public URL.
+// the emulator when STORAGE_EMULATOR_HOST is set, else signs: public
+// links work only where the bucket grants reads, which is a choice.
 func Open(ctx context.Context, bucket, mode string, signedTTL time.Duration) (*Bucket, error) {
 	// Reads through the JSON API, as writes go: the XML API's object paths
 	// depend on the host name, which differs behind proxies and emulators.
@@ -48,7 +49,7 @@ func Open(ctx context.Context, bucket, mode string, signedTTL time.Duration) (*B
 			b.mode = "emulator"
 		}
 	} else if mode == "auto" {
-		b.mode = "public"
+		b.mode = "signed"
 	}
 	return b, nil
 }

@@ -24,13 +24,17 @@ type Config struct {
 	Project           string // GCP project
 	Location          string // region of the queue
 	Bucket            string // output bucket
+	PrivateBucket     string // reports and status-page thumbnails; never public
 	ImagesTopic       string // one message per image
 	DeadLetterTopic   string // poison image messages
 	WebhookQueue      string // Cloud Tasks queue for webhooks
 	TasksEmulatorHost string // local only
-	PublicURL         string // base URL of the API as users see it; derived from requests when empty
-	OutputURLs        string // auto | public | signed
-	SignedURLTTL      time.Duration
+	// OnEmulators is true when Firestore is the emulator: a local stack,
+	// where the public development secrets are accepted.
+	OnEmulators  bool
+	PublicURL    string // base URL of the API as users see it; derived from requests when empty
+	OutputURLs   string // auto | public | signed
+	SignedURLTTL time.Duration
 
 	AllowLoopback       bool // local stack only: fetch from 127.0.0.1
 	AllowAddresses      []netip.Prefix
@@ -45,6 +49,7 @@ type Config struct {
 	MaxDeliveryAttempts int
 
 	WebhookSecrets         []string // whsec_…: every one signs, so receivers can rotate
+	ViewLinkKeys           [][]byte // sign status page links; the first signs, any verifies; server-only
 	WebhookTimeout         time.Duration
 	WebhookMaxAttempts     int
 	WebhookMinBackoff      time.Duration
@@ -82,13 +87,15 @@ type Variable struct {
 var Variables = []Variable{
 	{"GOOGLE_CLOUD_PROJECT", "", "project ID (required)"},
 	{"IMGPIPE_BUCKET", "", "bucket for compressed images (required)"},
+	{"IMGPIPE_PRIVATE_BUCKET", "", "private bucket for large reports and the status page's thumbnails; empty means IMGPIPE_BUCKET followed by -private"},
 	{"IMGPIPE_LOCATION", "us-central1", "region of the Cloud Tasks queue"},
 	{"IMGPIPE_IMAGES_TOPIC", "imgpipe-images", "Pub/Sub topic, one message per image"},
 	{"IMGPIPE_DEADLETTER_TOPIC", "imgpipe-images-dead", "topic receiving messages that failed max-attempts times"},
 	{"IMGPIPE_WEBHOOK_QUEUE", "imgpipe-webhooks", "Cloud Tasks queue of webhook deliveries"},
 	{"CLOUDTASKS_EMULATOR_HOST", "", "host:port of a Cloud Tasks emulator (local only)"},
+	{"FIRESTORE_EMULATOR_HOST", "", "host:port of the Firestore emulator (local only; only then are the public development secrets accepted)"},
 	{"IMGPIPE_PUBLIC_URL", "", "base URL of the API in links we return; from the request when empty"},
-	{"IMGPIPE_OUTPUT_URLS", "auto", "output links: public (storage.googleapis.com), signed, or auto (emulator links under STORAGE_EMULATOR_HOST, else public)"},
+	{"IMGPIPE_OUTPUT_URLS", "auto", "output links: signed, public (storage.googleapis.com; the bucket must grant reads), or auto (emulator links under STORAGE_EMULATOR_HOST, else signed)"},
 	{"IMGPIPE_SIGNED_URL_TTL", "168h", "lifetime of signed output links"},
 	{"IMGPIPE_VIEW_LINK_TTL", "720h", "lifetime of the status page link (viewUrl) an upload answers"},
 	{"IMGPIPE_ALLOW_LOOPBACK", "false", "allow fetching from loopback addresses: local stack only"},
@@ -103,6 +110,7 @@ var Variables = []Variable{
 	{"IMGPIPE_COMPRESS_CONCURRENCY", "4", "images compressed at once per instance (Terraform sizes compressImage memory and CPU from it)"},
 	{"IMGPIPE_MAX_DELIVERY_ATTEMPTS", "5", "failed attempts at one image (a fetch retried within a delivery counts, as does a failed delivery) before it is recorded failed; at most the dead-letter policy's deliveries"},
 	{"IMGPIPE_WEBHOOK_SECRETS", "", "comma-separated whsec_<base64> signing secrets; each signs every delivery (rotation) (required)"},
+	{"IMGPIPE_VIEW_LINK_KEYS", "", "comma-separated base64 keys of at least 32 random bytes, newest first, signing the status page links; only the functions read them, never a webhook receiver (required)"},
 	{"IMGPIPE_WEBHOOK_TIMEOUT", "10s", "one webhook attempt: connect, send, answer"},
 	{"IMGPIPE_WEBHOOK_MAX_ATTEMPTS", "5", "webhook attempts before FAILED (the queue's max_attempts)"},
 	{"IMGPIPE_WEBHOOK_MIN_BACKOFF", "1s", "delay before the first webhook retry; doubles each retry"},
@@ -210,6 +218,8 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		DeadLetterTopic:        str("IMGPIPE_DEADLETTER_TOPIC"),
 		WebhookQueue:           str("IMGPIPE_WEBHOOK_QUEUE"),
 		TasksEmulatorHost:      str("CLOUDTASKS_EMULATOR_HOST"),
+		OnEmulators:            str("FIRESTORE_EMULATOR_HOST") != "",
+		PrivateBucket:          str("IMGPIPE_PRIVATE_BUCKET"),
 		PublicURL:              str("IMGPIPE_PUBLIC_URL"),
 		OutputURLs:             str("IMGPIPE_OUTPUT_URLS"),
 		SignedURLTTL:           dur("IMGPIPE_SIGNED_URL_TTL"),
@@ -226,6 +236,7 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 		CompressConcurrency:    int(num("IMGPIPE_COMPRESS_CONCURRENCY", 1, 1000)),
 		MaxDeliveryAttempts:    int(num("IMGPIPE_MAX_DELIVERY_ATTEMPTS", 1, 100)),
 		WebhookSecrets:         splitList(str("IMGPIPE_WEBHOOK_SECRETS")),
+		ViewLinkKeys:           linkKeys(splitList(str("IMGPIPE_VIEW_LINK_KEYS")), &errs),
 		WebhookTimeout:         dur("IMGPIPE_WEBHOOK_TIMEOUT"),
 		WebhookMaxAttempts:     int(num("IMGPIPE_WEBHOOK_MAX_ATTEMPTS", 1, 100)),
 		WebhookMinBackoff:      dur("IMGPIPE_WEBHOOK_MIN_BACKOFF"),
@@ -248,10 +259,31 @@ func LoadFrom(getenv func(string) string) (Config, error) {
 	if c.TasksOIDCAudience == "" {
 		c.TasksOIDCAudience = c.WebhookDeliveryURL
 	}
+	if c.PrivateBucket == "" && c.Bucket != "" {
+		c.PrivateBucket = c.Bucket + "-private"
+	}
 	if err := c.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
+}
+
+// linkKeys decodes the view link keys, reporting any that is not base64
+// of at least 32 bytes.
+func linkKeys(list []string, errs *[]error) [][]byte {
+	var out [][]byte
+	for i, s := range list {
+		k, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			k, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+		}
+		if err != nil || len(k) < 32 {
+			*errs = append(*errs, fmt.Errorf("IMGPIPE_VIEW_LINK_KEYS entry %d is not base64 of at least 32 bytes (head -c 32 /dev/urandom | base64)", i+1))
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 func splitList(s string) []string {
@@ -277,6 +309,10 @@ func (c Config) validate() error {
 	check("GOOGLE_CLOUD_PROJECT", c.Project, projectRE, "a project ID: 6-30 lowercase letters, digits, hyphens")
 	check("IMGPIPE_LOCATION", c.Location, regionRE, "a region such as us-central1")
 	check("IMGPIPE_BUCKET", c.Bucket, bucketRE, "a bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores")
+	check("IMGPIPE_PRIVATE_BUCKET", c.PrivateBucket, bucketRE, "a bucket name: 3-63 lowercase letters, digits, dots, hyphens, underscores")
+	if c.PrivateBucket == c.Bucket && c.Bucket != "" {
+		errs = append(errs, errors.New("IMGPIPE_PRIVATE_BUCKET is IMGPIPE_BUCKET: reports and thumbnails need a bucket of their own that is never public"))
+	}
 	check("IMGPIPE_IMAGES_TOPIC", c.ImagesTopic, idRE, "a Pub/Sub topic ID")
 	check("IMGPIPE_DEADLETTER_TOPIC", c.DeadLetterTopic, idRE, "a Pub/Sub topic ID")
 	check("IMGPIPE_WEBHOOK_QUEUE", c.WebhookQueue, queueRE, "a Cloud Tasks queue ID: letters, digits, hyphens")
@@ -287,6 +323,21 @@ func (c Config) validate() error {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sec, "whsec_"))
 		if !strings.HasPrefix(sec, "whsec_") || err != nil || len(key) < 24 {
 			errs = append(errs, fmt.Errorf("IMGPIPE_WEBHOOK_SECRETS entry %d is not whsec_ followed by base64 of at least 24 bytes", i+1))
+		}
+	}
+	if len(c.ViewLinkKeys) == 0 {
+		errs = append(errs, errors.New("IMGPIPE_VIEW_LINK_KEYS is required (base64 of at least 32 random bytes; make deploy generates it)"))
+	}
+	if !c.OnEmulators {
+		for _, sec := range c.WebhookSecrets {
+			if sec == DevWebhookSecret {
+				errs = append(errs, errors.New("IMGPIPE_WEBHOOK_SECRETS holds the public development secret, which anyone can read in imgpipe's source: set a secret of your own (make deploy generates one: whsec_ followed by base64 of 32 random bytes)"))
+			}
+		}
+		for _, k := range c.ViewLinkKeys {
+			if base64.StdEncoding.EncodeToString(k) == DevViewLinkKey {
+				errs = append(errs, errors.New("IMGPIPE_VIEW_LINK_KEYS holds the public development key, with which anyone could open any status page: set a key of your own (head -c 32 /dev/urandom | base64)"))
+			}
 		}
 	}
 	if u, err := url.Parse(c.WebhookDeliveryURL); c.WebhookDeliveryURL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -338,3 +389,7 @@ func Names() []string {
 // DevWebhookSecret signs webhooks on local stacks (make dev, demo, test).
 // Never deploy it: Terraform takes the secret from a variable.
 const DevWebhookSecret = "whsec_aW1ncGlwZS1sb2NhbC1kZXZlbG9wbWVudC1zZWNyZXQ="
+
+// DevViewLinkKey signs status page links on local stacks. Like
+// DevWebhookSecret it is public, and refused outside the emulators.
+const DevViewLinkKey = "aW1ncGlwZS1sb2NhbC1kZXZlbG9wbWVudC12aWV3LWxpbmsta2V5"
