@@ -61,8 +61,11 @@ type deps struct {
 	store  *store.Store
 	pub    *queue.Publisher
 	bucket *blob.Bucket
-	keys   *access.Keys
-	views  *viewlink.Signer
+	// private holds what only the API hands out: large reports and the
+	// status page's thumbnails. It is never public.
+	private *blob.Bucket
+	keys    *access.Keys
+	views   *viewlink.Signer
 }
 
 var loadDeps = sync.OnceValues(func() (*deps, error) {
@@ -80,6 +83,10 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		return nil, err
 	}
 	bkt, err := blob.Open(ctx, cfg.Bucket, cfg.OutputURLs, cfg.SignedURLTTL)
+	if err != nil {
+		return nil, err
+	}
+	private, err := blob.Open(ctx, cfg.PrivateBucket, "auto", cfg.SignedURLTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +138,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, pub: pub, bucket: bkt, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
+	return &deps{cfg: cfg, limits: limits, svc: svc, store: st, pub: pub, bucket: bkt, private: private, keys: &access.Keys{FS: st.Firestore()}, views: views}, nil
 })
 
 // Usage is what this process's functions have asked of the cloud so far,
