@@ -17,6 +17,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/access"
 	"github.com/imgpipe/imgpipe/shared/batch"
+	"github.com/imgpipe/imgpipe/shared/blob"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 )
@@ -60,7 +61,7 @@ func api(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fault.Wrap(fault.Internal, "", err, "configuration"))
 		return
 	}
-	key, err := d.keys.Authenticate(r.Context(), access.SecretFrom(r))
+	key, err := d.keys.Authenticate(r.Context(), access.SecretFrom(r), access.ClientAddress(r))
 	if err == nil {
 		err = d.keys.Allow(r.Context(), key)
 	}
@@ -213,7 +214,7 @@ func upload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, uploadResponse{
 		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
 		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
-		ViewURL: viewURL(d, base, req.ID),
+		ViewURL: viewURL(d, base, req.ID, key.ID),
 	})
 }
 
@@ -396,8 +397,8 @@ func page(r *http.Request) (offset, limit int, err error) {
 }
 
 // report answers the CSV report: in the response while it is small, else
-// (Cloud Run caps a response at 32 MiB) as an object in the bucket behind
-// a 303 See Other to a link valid for reportLinkTTL.
+// (Cloud Run caps a response at 32 MiB) as an object in the private bucket
+// behind a 303 See Other to a link valid for reportLinkTTL.
 func report(w http.ResponseWriter, r *http.Request) {
 	d, err := loadDeps()
 	if err != nil {
@@ -412,22 +413,44 @@ func report(w http.ResponseWriter, r *http.Request) {
 	serveReport(w, r, d, r.PathValue("id"), owner)
 }
 
+// reportLinkTTL is how long the link to a stored report works.
+const reportLinkTTL = time.Hour
+
+// keptReport is where a finished request's report is kept once built.
+func keptReport(id string) string { return "reports/" + id + "/report.csv" }
+
 // serveReport answers request id's report; owner, when not empty, must own
-// it.
+// it. A finished request's report does not change, so it is built once and
+// kept in the private bucket; it is built again when its output links
+// have lived half their lifetime (signed links expire), so a report
+// always hands out links with at least that much left.
 func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner string) {
-	// Check the request exists before anything is written.
-	if err := d.svc.CheckAccess(r.Context(), id, owner); err != nil {
+	req, err := d.svc.Owned(r.Context(), id, owner)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	const contentType = "text/csv; charset=utf-8"
-	disposition := `attachment; filename="imgpipe-` + id + `.csv"`
+	w.Header().Set("Cache-Control", "private, no-store")
+	finished := req.Status == batch.Completed || req.Status == batch.Failed
+	if finished {
+		size, built, err := d.private.Stat(r.Context(), keptReport(id))
+		if err == nil && time.Since(built) < d.cfg.SignedURLTTL/2 {
+			serveKeptReport(w, r, d, id, size)
+			return
+		}
+		if err != nil && !errors.Is(err, blob.ErrNotExist) {
+			logger.Warn("reading the kept report", "requestId", id, "error", err.Error())
+		}
+	}
 	object := "reports/" + id + "/" + strconv.FormatInt(time.Now().UnixNano(), 10) + ".csv"
+	if finished {
+		object = keptReport(id)
+	}
 	// Cancelling the object's context before Close abandons it unfinished.
 	objCtx, abandon := context.WithCancel(r.Context())
 	defer abandon()
 	out := &spillWriter{limit: d.cfg.ReportInlineMaxBytes, open: func() io.WriteCloser {
-		return d.bucket.Create(objCtx, object, contentType, disposition)
+		return d.private.Create(objCtx, object, reportContentType, reportDisposition(id))
 	}}
 	if err := d.svc.Report(r.Context(), id, owner, out); err != nil {
 		abandon()
@@ -435,17 +458,51 @@ func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner stri
 		return
 	}
 	if !out.spilled() {
-		w.Header().Set("Content-Type", contentType)
-		w.Header().Set("Content-Disposition", disposition)
-		w.Header().Set("Content-Length", strconv.Itoa(out.buf.Len()))
-		_, _ = w.Write(out.buf.Bytes())
+		if finished {
+			out.spill() // kept for the next call
+			if err := out.Close(); err != nil {
+				logger.Warn("keeping the report", "requestId", id, "error", err.Error())
+			}
+		}
+		writeReportBody(w, id, out.buf.Bytes())
 		return
 	}
 	if err := out.Close(); err != nil {
 		writeErrorFor(w, fault.Wrap(fault.Transient, "", err, "storing the report"), id)
 		return
 	}
-	link, err := d.bucket.PrivateURL(object, reportLinkTTL)
+	redirectToReport(w, d, id, object, out.n)
+}
+
+const reportContentType = "text/csv; charset=utf-8"
+
+func reportDisposition(id string) string { return `attachment; filename="imgpipe-` + id + `.csv"` }
+
+func writeReportBody(w http.ResponseWriter, id string, b []byte) {
+	w.Header().Set("Content-Type", reportContentType)
+	w.Header().Set("Content-Disposition", reportDisposition(id))
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
+}
+
+// serveKeptReport answers a kept report: its bytes while small, else a
+// link to it.
+func serveKeptReport(w http.ResponseWriter, r *http.Request, d *deps, id string, size int64) {
+	if size > d.cfg.ReportInlineMaxBytes {
+		redirectToReport(w, d, id, keptReport(id), size)
+		return
+	}
+	b, err := d.private.Get(r.Context(), keptReport(id))
+	if err != nil {
+		writeErrorFor(w, fault.Wrap(fault.Transient, "", err, "reading the report"), id)
+		return
+	}
+	writeReportBody(w, id, b)
+}
+
+// redirectToReport answers 303 See Other to a link to a stored report.
+func redirectToReport(w http.ResponseWriter, d *deps, id, object string, size int64) {
+	link, err := d.private.PrivateURL(object, reportLinkTTL)
 	if err != nil {
 		writeErrorFor(w, fault.Wrap(fault.Internal, "", err, "signing the report's link"), id)
 		return
@@ -453,12 +510,9 @@ func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner stri
 	w.Header().Set("Location", link)
 	writeJSON(w, http.StatusSeeOther, map[string]any{
 		"requestId": id, "reportUrl": link, "expiresAt": time.Now().Add(reportLinkTTL).UTC().Format(time.RFC3339),
-		"bytes": out.n,
+		"bytes": size,
 	})
 }
-
-// reportLinkTTL is how long the link to a stored report works.
-const reportLinkTTL = time.Hour
 
 // spillWriter keeps what is written in memory up to limit bytes; past it,
 // it opens the writer open gives, hands it what it kept, and writes
@@ -469,6 +523,7 @@ type spillWriter struct {
 	buf   bytes.Buffer
 	to    io.WriteCloser
 	n     int64
+	err   error // of a spill's first write
 }
 
 func (s *spillWriter) Write(p []byte) (int, error) {
@@ -488,12 +543,23 @@ func (s *spillWriter) Write(p []byte) (int, error) {
 
 func (s *spillWriter) spilled() bool { return s.to != nil }
 
+// spill opens the writer and hands it what was kept, keeping it in buf
+// too.
+func (s *spillWriter) spill() {
+	if s.to == nil {
+		s.to = s.open()
+		if _, err := s.to.Write(s.buf.Bytes()); err != nil {
+			s.err = err
+		}
+	}
+}
+
 // Close finishes the spilled object.
 func (s *spillWriter) Close() error {
 	if s.to == nil {
 		return nil
 	}
-	return s.to.Close()
+	return errors.Join(s.err, s.to.Close())
 }
 
 func redeliver(w http.ResponseWriter, r *http.Request) {

@@ -134,7 +134,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
 		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
 	}
-	views, err := viewlink.NewSigner(cfg.WebhookSecrets)
+	views, err := viewlink.NewSigner(cfg.ViewLinkKeys)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,13 +211,14 @@ func TestStatusPageOf10000Products(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := viewlink.NewSigner(cfg.WebhookSecrets)
+	signer, err := viewlink.NewSigner(cfg.ViewLinkKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	link := apiURL + "/api/view/" + r.ID + "?t=" + signer.Token(r.ID, time.Now().Add(time.Hour))
+	link := apiURL + "/api/view/" + r.ID + "?t=" + signer.Token(r.ID, apiKeyID, time.Now().Add(time.Hour))
+	jar, _ := cookiejar.New(nil)
 	start := time.Now()
-	resp, err := http.Get(link)
+	resp, err := (&http.Client{Jar: jar}).Get(link)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,11 @@
 // every function instance (a Firestore counter per key and minute). The
 // per-key cap on images in flight is counted from the key's unfinished
 // requests (store.InFlightImages).
+//
+// Guessing costs the guesser, not the database: a secret that is not
+// shaped like a key is refused without a read, a key found unknown is
+// remembered for a while by the instance, and each caller address may
+// look up only a few unknown keys a minute before it is told to wait.
 package access
 
 import (
@@ -15,6 +20,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -47,6 +53,50 @@ type Keys struct {
 	FS *firestore.Client
 	// Now is the clock (tests).
 	Now func() time.Time
+
+	mu      sync.Mutex
+	unknown map[string]time.Time   // key IDs found unknown, until when remembered
+	misses  map[string]*missWindow // per caller address: unknown keys looked up this minute
+	active  map[string]activeEntry // Active's answers, briefly
+	lookups int64                  // key documents read, for tests
+}
+
+// Bounds of the guessing defence. A caller address may look up
+// MissesPerMinute unknown keys a minute; an unknown key is not looked up
+// again for rememberUnknown. Each map is cleared when it grows past
+// maxTracked entries, so memory stays bounded under any flood.
+const (
+	MissesPerMinute = 10
+	rememberUnknown = 10 * time.Minute
+	maxTracked      = 10_000
+	activeFor       = 5 * time.Second
+)
+
+type missWindow struct {
+	minute int64
+	n      int
+}
+
+type activeEntry struct {
+	key Key
+	err error
+	at  time.Time
+}
+
+// keyShape is the length of a key: the prefix and 52 base32 characters.
+var keyShape = len(KeyPrefix) + 52
+
+// wellFormed reports whether secret could be a key Create made.
+func wellFormed(secret string) bool {
+	rest, ok := strings.CutPrefix(secret, KeyPrefix)
+	return ok && len(secret) == keyShape && strings.Trim(rest, "abcdefghijklmnopqrstuvwxyz234567") == ""
+}
+
+// Lookups is how many key documents this Keys has read.
+func (k *Keys) Lookups() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.lookups
 }
 
 // Hash is a key's ID.
@@ -131,15 +181,49 @@ func SecretFrom(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
 
-// Authenticate returns the key of a request, or an unauthenticated error.
-func (k *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
+// ClientAddress is the address a request came from, as the guessing
+// defence counts it: the last X-Forwarded-For entry, which Cloud Run's
+// front end appends (a client can only prepend), else the connection's.
+func ClientAddress(r *http.Request) string {
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		last := xff[len(xff)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if last = strings.TrimSpace(last); last != "" {
+			return last
+		}
+	}
+	if i := strings.LastIndexByte(r.RemoteAddr, ':'); i > 0 {
+		return r.RemoteAddr[:i]
+	}
+	return r.RemoteAddr
+}
+
+// unknownKey is the answer to a secret that is no key.
+func unknownKey() error {
+	return fault.New(fault.Unauthenticated, "", "unknown API key (a key is imgpipe_ followed by 52 letters and digits, as imgpipe-keys create printed it)")
+}
+
+// Authenticate returns the key of a request from caller address addr, or
+// an unauthenticated error. Only well-formed secrets are looked up; an
+// address past MissesPerMinute unknown keys this minute is answered 429
+// without a lookup.
+func (k *Keys) Authenticate(ctx context.Context, secret, addr string) (Key, error) {
 	if secret == "" {
 		return Key{}, fault.New(fault.Unauthenticated, "", "an API key is required: Authorization: Bearer KEY, or X-API-Key: KEY")
 	}
+	if !wellFormed(secret) {
+		return Key{}, unknownKey()
+	}
 	id := Hash(secret)
+	if err := k.mayLookUp(id, addr); err != nil {
+		return Key{}, err
+	}
 	snap, err := k.FS.Collection(colKeys).Doc(id).Get(ctx)
 	if status.Code(err) == codes.NotFound {
-		return Key{}, fault.New(fault.Unauthenticated, "", "unknown API key")
+		k.missed(id, addr)
+		return Key{}, unknownKey()
 	}
 	if err != nil {
 		return Key{}, fault.Wrap(fault.Transient, "", err, "checking the API key")
@@ -153,6 +237,82 @@ func (k *Keys) Authenticate(ctx context.Context, secret string) (Key, error) {
 		return Key{}, fault.New(fault.Unauthenticated, "", "this API key was revoked")
 	}
 	return key, nil
+}
+
+// mayLookUp refuses, without a read, a key this instance found unknown
+// lately and an address that looked up too many unknown keys this minute.
+func (k *Keys) mayLookUp(id, addr string) error {
+	now := k.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if until, ok := k.unknown[id]; ok && now.Before(until) {
+		return unknownKey()
+	}
+	if w := k.misses[addr]; w != nil && w.minute == now.Unix()/60 && w.n >= MissesPerMinute {
+		wait := 60 - now.Unix()%60
+		return &fault.Error{Kind: fault.RateLimited, RetryAfter: time.Duration(wait) * time.Second,
+			Message: fmt.Sprintf("more than %d unknown API keys from this address this minute; retry in %d s", MissesPerMinute, wait)}
+	}
+	k.lookups++
+	return nil
+}
+
+// missed remembers an unknown key and counts it against addr.
+func (k *Keys) missed(id, addr string) {
+	now := k.now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.unknown == nil || len(k.unknown) >= maxTracked {
+		k.unknown = map[string]time.Time{}
+	}
+	k.unknown[id] = now.Add(rememberUnknown)
+	if k.misses == nil || len(k.misses) >= maxTracked {
+		k.misses = map[string]*missWindow{}
+	}
+	w := k.misses[addr]
+	if w == nil || w.minute != now.Unix()/60 {
+		w = &missWindow{minute: now.Unix() / 60}
+		k.misses[addr] = w
+	}
+	w.n++
+}
+
+// Active checks that the key with ID id exists and is not revoked. Its
+// answer is kept by the instance for a few seconds (a status page and its
+// thumbnails ask together), so a revocation reaches every instance within
+// that time.
+func (k *Keys) Active(ctx context.Context, id string) (Key, error) {
+	now := k.now()
+	k.mu.Lock()
+	if e, ok := k.active[id]; ok && now.Sub(e.at) < activeFor {
+		k.mu.Unlock()
+		return e.key, e.err
+	}
+	k.lookups++
+	k.mu.Unlock()
+	var key Key
+	snap, err := k.FS.Collection(colKeys).Doc(id).Get(ctx)
+	switch {
+	case status.Code(err) == codes.NotFound:
+		err = fault.New(fault.NotFound, "", "no such key")
+	case err != nil:
+		return Key{}, fault.Wrap(fault.Transient, "", err, "checking the API key")
+	default:
+		if err = snap.DataTo(&key); err != nil {
+			return Key{}, fmt.Errorf("firestore.DataTo: %w", err)
+		}
+		key.ID = id
+		if key.Revoked {
+			key, err = Key{}, fault.New(fault.NotFound, "", "the key was revoked")
+		}
+	}
+	k.mu.Lock()
+	if k.active == nil || len(k.active) >= maxTracked {
+		k.active = map[string]activeEntry{}
+	}
+	k.active[id] = activeEntry{key: key, err: err, at: now}
+	k.mu.Unlock()
+	return key, err
 }
 
 // Allow counts one call of key in the current minute, shared by every

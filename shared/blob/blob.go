@@ -5,11 +5,13 @@ package blob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,9 @@ type Bucket struct {
 	emulator  string
 	signedTTL time.Duration
 	puts      atomic.Int64
+
+	mu    sync.Mutex
+	links map[string]signedLink // signed links kept, by object name
 }
 
 // Open connects to bucket. mode is auto, public or signed; auto links to
@@ -95,22 +100,62 @@ func (b *Bucket) Get(ctx context.Context, name string) ([]byte, error) {
 	return b2, nil
 }
 
-// URL is the link to an object that users get.
-func (b *Bucket) URL(name string) string {
+// ErrNotExist is Stat's answer for an object that is not there.
+var ErrNotExist = errors.New("blob: no such object")
+
+// Stat is an object's size and when it was last written.
+func (b *Bucket) Stat(ctx context.Context, name string) (size int64, updated time.Time, err error) {
+	a, err := b.gcs.Bucket(b.name).Object(name).Attrs(ctx)
+	if errors.Is(err, storage.ErrObjectNotExist) {
+		return 0, time.Time{}, ErrNotExist
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("storage.ObjectHandle.Attrs: %w", err)
+	}
+	return a.Size, a.Updated, nil
+}
+
+// URL is the link to an object that users get. A signed link is kept by
+// the instance and handed out again while more than half its lifetime is
+// left, so a page view or report of the same outputs does not sign each
+// again (in production every signature is a call to the IAM credentials
+// API). A signing failure is an error, never an empty link.
+func (b *Bucket) URL(name string) (string, error) {
 	switch b.mode {
 	case "emulator":
-		return b.emulator + "/download/storage/v1/b/" + b.name + "/o/" + url.PathEscape(name) + "?alt=media"
+		return b.emulator + "/download/storage/v1/b/" + b.name + "/o/" + url.PathEscape(name) + "?alt=media", nil
 	case "signed":
+		now := time.Now()
+		b.mu.Lock()
+		l, ok := b.links[name]
+		b.mu.Unlock()
+		if ok && l.expires.Sub(now) > b.signedTTL/2 {
+			return l.url, nil
+		}
 		u, err := b.gcs.Bucket(b.name).SignedURL(name, &storage.SignedURLOptions{
-			Method: "GET", Expires: time.Now().Add(b.signedTTL), Scheme: storage.SigningSchemeV4,
+			Method: "GET", Expires: now.Add(b.signedTTL), Scheme: storage.SigningSchemeV4,
 		})
 		if err != nil {
-			return ""
+			return "", fmt.Errorf("storage.BucketHandle.SignedURL: %w", err)
 		}
-		return u
+		b.mu.Lock()
+		if b.links == nil || len(b.links) >= maxKeptLinks {
+			b.links = map[string]signedLink{}
+		}
+		b.links[name] = signedLink{url: u, expires: now.Add(b.signedTTL)}
+		b.mu.Unlock()
+		return u, nil
 	default:
-		return "https://storage.googleapis.com/" + b.name + "/" + (&url.URL{Path: name}).EscapedPath()
+		return "https://storage.googleapis.com/" + b.name + "/" + (&url.URL{Path: name}).EscapedPath(), nil
 	}
+}
+
+// maxKeptLinks bounds the signed links an instance keeps (about 1 KB each).
+const maxKeptLinks = 50_000
+
+type signedLink struct {
+	url     string
+	expires time.Time
 }
 
 // Create returns a writer of a private object (a report, say): written
@@ -129,7 +174,7 @@ func (b *Bucket) Create(ctx context.Context, name, contentType, disposition stri
 // download link locally.
 func (b *Bucket) PrivateURL(name string, ttl time.Duration) (string, error) {
 	if b.mode == "emulator" {
-		return b.URL(name), nil
+		return b.URL(name)
 	}
 	u, err := b.gcs.Bucket(b.name).SignedURL(name, &storage.SignedURLOptions{
 		Method: "GET", Expires: time.Now().Add(ttl), Scheme: storage.SigningSchemeV4,

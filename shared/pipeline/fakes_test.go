@@ -371,12 +371,20 @@ func (p *publisher) PublishAll(ctx context.Context, msgs []queue.ImageMessage) (
 
 type bucket struct {
 	PutFn func(ctx context.Context, name string, data []byte) error
+	// URLFn makes links; nil makes https://storage.example/NAME.
+	URLFn func(name string) (string, error)
 }
 
 func (b *bucket) Put(ctx context.Context, name string, data []byte) error {
 	return b.PutFn(ctx, name, data)
 }
-func (b *bucket) URL(name string) string { return "https://storage.example/" + name }
+
+func (b *bucket) URL(name string) (string, error) {
+	if b.URLFn != nil {
+		return b.URLFn(name)
+	}
+	return "https://storage.example/" + name, nil
+}
 
 type fetcher struct {
 	FetchFn func(ctx context.Context, url string, maxBytes int64) ([]byte, error)

@@ -64,10 +64,17 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 			if res, ok := results[ref]; ok {
 				switch res.State {
 				case batch.ImageDone:
-					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, s.Bucket.URL(res.Object)
+					link, err := s.outputURL(res.Object)
+					if err != nil {
+						return nil, err
+					}
+					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, link
 					iv.Width, iv.Height = res.Width, res.Height
 					for _, o := range res.Sizes {
-						iv.Sizes = append(iv.Sizes, SizeView{Name: o.Name, URL: s.Bucket.URL(o.Object), Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
+						if link, err = s.outputURL(o.Object); err != nil {
+							return nil, err
+						}
+						iv.Sizes = append(iv.Sizes, SizeView{Name: o.Name, URL: link, Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
 					}
 					if res.InputBytes > 0 {
 						iv.SavedPercent = math.Round(1000*float64(res.InputBytes-res.OutBytes)/float64(res.InputBytes)) / 10
@@ -81,6 +88,17 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 		out[i] = pp
 	}
 	return out, nil
+}
+
+// outputURL is the link to an output object; a link that cannot be made
+// is a transient failure of the whole answer (the caller retries), never
+// an empty link.
+func (s *Service) outputURL(object string) (string, error) {
+	u, err := s.Bucket.URL(object)
+	if err != nil {
+		return "", fault.Wrap(fault.Transient, "", err, "making the link to an output")
+	}
+	return u, nil
 }
 
 // Image returns one image of request r: its input URL and, once it has

@@ -74,10 +74,11 @@ type Publisher interface {
 	PublishAll(ctx context.Context, msgs []queue.ImageMessage) (failed []int, err error)
 }
 
-// Bucket stores outputs and links to them.
+// Bucket stores outputs and links to them. URL fails when a link cannot
+// be made (a signing failure): an output is never shown without its link.
 type Bucket interface {
 	Put(ctx context.Context, name string, data []byte) error
-	URL(name string) string
+	URL(name string) (string, error)
 }
 
 // Fetcher gets a user's image through the outbound guard.

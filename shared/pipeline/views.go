@@ -132,10 +132,10 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	return v, err
 }
 
-// CheckAccess answers not found unless request id exists and belongs to owner.
-func (s *Service) CheckAccess(ctx context.Context, id, owner string) error {
-	_, err := s.getOwned(ctx, id, owner)
-	return err
+// Owned is request id, or not found unless it exists and belongs to owner
+// (any owner when owner is empty).
+func (s *Service) Owned(ctx context.Context, id, owner string) (batch.Request, error) {
+	return s.getOwned(ctx, id, owner)
 }
 
 func (s *Service) getOwned(ctx context.Context, id, owner string) (batch.Request, error) {
