@@ -112,24 +112,33 @@ tf-schema:
 	@node terraform/schema/generate.mjs $(BIN)/cdktf/package terraform > terraform/schema/google.json
 	@echo "terraform/schema/google.json regenerated from $(CDKTF_GOOGLE)"
 
-# Applies terraform/ to PROJECT. The webhook signing secrets are generated
-# on the first deploy into terraform/.webhook-secrets (git ignores it) and
-# written to Secret Manager write-only, again whenever that file changes
-# (a new secret version; terraform/README.md says how to rotate).
+# Applies terraform/ to PROJECT. Two secrets are generated on the first
+# deploy into files git ignores: the webhook signing secret
+# (terraform/.webhook-secrets, for webhook receivers too) and the status
+# link key (terraform/.view-link-keys, for the functions alone). Each is
+# written to Secret Manager write-only, again whenever its file changes (a
+# new secret version; terraform/README.md says how to rotate).
 deploy:
 	@if [ -z "$(PROJECT)" ]; then echo "usage: make deploy PROJECT=my-project [REGION=us-central1]"; exit 2; fi
 	@command -v terraform >/dev/null || { echo "make deploy needs terraform >= 1.11 on PATH"; exit 1; }
 	@command -v gcloud >/dev/null || { echo "make deploy needs gcloud, signed in (gcloud auth application-default login)"; exit 1; }
 	@if [ ! -s terraform/.webhook-secrets ]; then umask 077; echo "whsec_$$(head -c 32 /dev/urandom | base64)" > terraform/.webhook-secrets; \
 	  echo "generated a webhook signing secret in terraform/.webhook-secrets: give it to your webhook receivers"; fi
+	@if [ ! -s terraform/.view-link-keys ]; then umask 077; head -c 32 /dev/urandom | base64 > terraform/.view-link-keys; \
+	  echo "generated a status link key in terraform/.view-link-keys: the functions alone use it; never give it to anyone (whoever holds it can open every status page)"; fi
 	@archive=$$(go run ./functions/cmd/imgpipe-source -o $(BIN)/source) || exit 1; \
 	  sum=$$(sha256sum terraform/.webhook-secrets | cut -c1-64); \
-	  read ver applied < terraform/.webhook-secrets.applied 2>/dev/null || { ver=1; applied=$$sum; }; \
+	  read ver applied 2>/dev/null < terraform/.webhook-secrets.applied || { ver=1; applied=$$sum; }; \
 	  if [ "$$sum" != "$$applied" ]; then ver=$$((ver + 1)); echo "webhook secrets changed: writing them as version $$ver"; fi; \
+	  vsum=$$(sha256sum terraform/.view-link-keys | cut -c1-64); \
+	  read vver vapplied 2>/dev/null < terraform/.view-link-keys.applied || { vver=1; vapplied=$$vsum; }; \
+	  if [ "$$vsum" != "$$vapplied" ]; then vver=$$((vver + 1)); echo "status link keys changed: writing them as version $$vver"; fi; \
 	  $(TF) init -input=false >/dev/null && \
-	  TF_VAR_webhook_secrets="$$(cat terraform/.webhook-secrets)" $(TF) apply -input=false \
-	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive -var webhook_secrets_version=$$ver && \
+	  TF_VAR_webhook_secrets="$$(cat terraform/.webhook-secrets)" TF_VAR_view_link_keys="$$(cat terraform/.view-link-keys)" $(TF) apply -input=false \
+	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive \
+	    -var webhook_secrets_version=$$ver -var view_link_keys_version=$$vver && \
 	  echo "$$ver $$sum" > terraform/.webhook-secrets.applied && \
+	  echo "$$vver $$vsum" > terraform/.view-link-keys.applied && \
 	  echo && echo "imgpipe is up: $$($(TF) output -raw api_url)" && \
 	  echo "First API key (printed once):" && \
 	  echo "  GOOGLE_CLOUD_PROJECT=$(PROJECT) go run ./functions/cmd/imgpipe-keys create -name first-key" && \

@@ -37,6 +37,7 @@ locals {
   env = {
     GOOGLE_CLOUD_PROJECT          = var.project
     IMGPIPE_BUCKET                = google_storage_bucket.images.name
+    IMGPIPE_PRIVATE_BUCKET        = google_storage_bucket.private.name
     IMGPIPE_LOCATION              = var.region
     IMGPIPE_IMAGES_TOPIC          = google_pubsub_topic.images.name
     IMGPIPE_DEADLETTER_TOPIC      = google_pubsub_topic.dead_letters.name
@@ -44,6 +45,7 @@ locals {
     IMGPIPE_PUBLIC_URL            = var.public_url
     IMGPIPE_OUTPUT_URLS           = var.output_urls
     IMGPIPE_SIGNED_URL_TTL        = var.signed_url_ttl
+    IMGPIPE_VIEW_LINK_TTL         = var.view_link_ttl
     IMGPIPE_COMPRESS_CONCURRENCY  = tostring(var.compress_concurrency)
     IMGPIPE_MAX_PIXELS            = tostring(var.max_pixels)
     IMGPIPE_MAX_IMAGE_BYTES       = tostring(var.max_image_bytes)
@@ -98,6 +100,13 @@ resource "google_cloudfunctions2_function" "fn" {
       secret     = google_secret_manager_secret.webhook.secret_id
       version    = google_secret_manager_secret_version.webhook.version
     }
+
+    secret_environment_variables {
+      key        = "IMGPIPE_VIEW_LINK_KEYS"
+      project_id = var.project
+      secret     = google_secret_manager_secret.view_link_keys.secret_id
+      version    = google_secret_manager_secret_version.view_link_keys.version
+    }
   }
 
   depends_on = [
@@ -105,6 +114,7 @@ resource "google_cloudfunctions2_function" "fn" {
     google_project_iam_member.build,
     google_artifact_registry_repository_iam_member.build_writer,
     google_secret_manager_secret_iam_member.functions_read_webhook,
+    google_secret_manager_secret_iam_member.functions_read_view_link_keys,
   ]
 }
 
@@ -117,7 +127,8 @@ resource "google_cloud_run_service_iam_member" "public_api" {
 }
 
 # The others answer only Pub/Sub pushes, Cloud Tasks and Cloud Scheduler,
-# all of which call as the pusher account: this binding is the gate.
+# all of which call as the pusher account: this binding is the gate, and
+# make deploy-check fails if any other member may invoke them.
 resource "google_cloud_run_service_iam_member" "pusher" {
   for_each = toset(["compressImage", "deadLetter", "deliverWebhook", "sweep"])
   location = var.region

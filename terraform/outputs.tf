@@ -4,7 +4,7 @@ output "api_url" {
 }
 
 output "bucket" {
-  description = "Bucket holding the compressed images."
+  description = "Bucket holding the compressed images (public to read only when output_urls = \"public\")."
   value       = google_storage_bucket.images.name
 }
 
@@ -26,4 +26,14 @@ output "build_service_account" {
 output "webhook_secret_name" {
   description = "Secret Manager secret holding IMGPIPE_WEBHOOK_SECRETS."
   value       = google_secret_manager_secret.webhook.secret_id
+}
+
+output "private_bucket" {
+  description = "Private bucket holding large reports and the status page's thumbnails."
+  value       = google_storage_bucket.private.name
+}
+
+output "view_link_keys_secret_name" {
+  description = "Secret Manager secret holding IMGPIPE_VIEW_LINK_KEYS (server-only)."
+  value       = google_secret_manager_secret.view_link_keys.secret_id
 }

@@ -1,13 +1,44 @@
 locals {
-  bucket = var.bucket != "" ? var.bucket : "${var.project}-imgpipe-images"
+  bucket         = var.bucket != "" ? var.bucket : "${var.project}-imgpipe-images"
+  private_bucket = "${var.project}-imgpipe-private"
+  # A status page link lives view_link_ttl from the upload; its thumbnails,
+  # written while the request is compressed, are kept a day longer.
+  thumbs_days = ceil(tonumber(trimsuffix(var.view_link_ttl, "h")) / 24) + 1
 }
 
-# Compressed images, and reports too large to answer inline (under reports/).
+# Compressed images. Private unless output_urls = "public", which lets
+# anyone read an object whose name they know and no one list the bucket:
+# roles/storage.legacyObjectReader is storage.objects.get alone, where
+# roles/storage.objectViewer would add storage.objects.list.
 resource "google_storage_bucket" "images" {
   name                        = local.bucket
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = var.output_urls == "public" ? "inherited" : "enforced"
+  depends_on                  = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_iam_member" "functions_write_images" {
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.functions.email}"
+}
+
+resource "google_storage_bucket_iam_member" "public_read" {
+  count  = var.output_urls == "public" ? 1 : 0
+  bucket = google_storage_bucket.images.name
+  role   = "roles/storage.legacyObjectReader"
+  member = "allUsers"
+}
+
+# Reports too large to answer inline (under reports/) and the status
+# page's thumbnails (under thumbs/): never public, whatever output_urls
+# says; reached only through the functions or links they sign.
+resource "google_storage_bucket" "private" {
+  name                        = local.private_bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
   depends_on                  = [google_project_service.apis]
 
   # Reports are written again on demand; old copies are only cost.
@@ -20,19 +51,23 @@ resource "google_storage_bucket" "images" {
       type = "Delete"
     }
   }
+
+  # A thumbnail is of no use once every link to its status page expired.
+  lifecycle_rule {
+    condition {
+      age            = local.thumbs_days
+      matches_prefix = ["thumbs/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
 }
 
-resource "google_storage_bucket_iam_member" "functions_write_images" {
-  bucket = google_storage_bucket.images.name
+resource "google_storage_bucket_iam_member" "functions_write_private" {
+  bucket = google_storage_bucket.private.name
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${google_service_account.functions.email}"
-}
-
-resource "google_storage_bucket_iam_member" "public_read" {
-  count  = var.output_urls == "public" ? 1 : 0
-  bucket = google_storage_bucket.images.name
-  role   = "roles/storage.objectViewer"
-  member = "allUsers"
 }
 
 # The zipped function source, one object per content hash: a changed

@@ -23,8 +23,8 @@ variable "bucket" {
 
 variable "output_urls" {
   type        = string
-  default     = "public"
-  description = "Links to outputs: public (the bucket is readable by allUsers) or signed (V4 signed URLs valid for signed_url_ttl)."
+  default     = "signed"
+  description = "Links to outputs: signed (V4 signed URLs valid for signed_url_ttl; the bucket stays private) or public (allUsers may read objects, never list them; refused in organisations that enforce iam.allowedPolicyMemberDomains or storage.publicAccessPrevention)."
   validation {
     condition     = contains(["public", "signed"], var.output_urls)
     error_message = "output_urls is public or signed."
@@ -66,6 +66,30 @@ variable "webhook_secrets_version" {
   type        = number
   default     = 1
   description = "Raise by one to write webhook_secrets as a new Secret Manager version (rotation)."
+}
+
+variable "view_link_keys" {
+  type        = string
+  default     = null
+  sensitive   = true
+  ephemeral   = true
+  description = "IMGPIPE_VIEW_LINK_KEYS: comma-separated base64 keys of at least 32 random bytes, newest first, signing the status page links. Server-only: never given to anyone. Written to Secret Manager (write-only: never in state or plan) when view_link_keys_version changes; make deploy passes it from terraform/.view-link-keys."
+}
+
+variable "view_link_keys_version" {
+  type        = number
+  default     = 1
+  description = "Raise by one to write view_link_keys as a new Secret Manager version (rotation: links signed only by a removed key stop working)."
+}
+
+variable "view_link_ttl" {
+  type        = string
+  default     = "720h"
+  description = "Lifetime of the status page link an upload answers (IMGPIPE_VIEW_LINK_TTL), in whole hours; the status page's thumbnails are kept a day longer."
+  validation {
+    condition     = can(regex("^[1-9][0-9]*h$", var.view_link_ttl))
+    error_message = "view_link_ttl is a whole number of hours, such as 720h."
+  }
 }
 
 variable "public_url" {

@@ -247,9 +247,19 @@ func TestFunctionsBuildFromHashedSourceAsOwnAccount(t *testing.T) {
 	}
 }
 
-// The webhook secret comes from Secret Manager, written write-only, read
-// by the functions' account alone; no IMGPIPE_ variable the product
-// requires is missing, and every one Terraform sets is one the product reads.
+// secretsOfTerraform are the product's secrets: the environment variable,
+// the Secret Manager secret and version resources, the variable that
+// writes it.
+var secretsOfTerraform = []struct{ env, resource, variable string }{
+	{"IMGPIPE_WEBHOOK_SECRETS", "webhook", "webhook_secrets"},
+	{"IMGPIPE_VIEW_LINK_KEYS", "view_link_keys", "view_link_keys"},
+}
+
+// Each secret comes from a Secret Manager secret of its own, written
+// write-only from an ephemeral variable, read by the functions' account
+// alone, and replaced without a moment when no version exists; no IMGPIPE_
+// variable the product requires is missing, and every one Terraform sets is
+// one the product reads.
 func TestSecretsAndEnvironment(t *testing.T) {
 	blocks := loadTerraform(t, tfDir)
 	e := newEvaluator(t, blocks, nil)
@@ -258,17 +268,13 @@ func TestSecretsAndEnvironment(t *testing.T) {
 	for name := range env.AsValueMap() {
 		set[name] = true
 	}
-	if set["IMGPIPE_WEBHOOK_SECRETS"] {
-		t.Error("IMGPIPE_WEBHOOK_SECRETS is a plain environment variable")
-	}
 	fn := mustFind(t, blocks, "resource", "google_cloudfunctions2_function", "fn")
 	sc := childBlocks(fn.Body, "service_config")[0].Body
+	fromSecret := map[string]*hclsyntax.Body{}
 	for _, s := range childBlocks(sc, "secret_environment_variables") {
 		key := e.str(t, s.Body, "key")
 		set[key] = true
-		if key == "IMGPIPE_WEBHOOK_SECRETS" && exprText(s.Body.Attributes["secret"].Expr) != "google_secret_manager_secret.webhook.secret_id" {
-			t.Errorf("IMGPIPE_WEBHOOK_SECRETS comes from %s", exprText(s.Body.Attributes["secret"].Expr))
-		}
+		fromSecret[key] = s.Body
 	}
 	known := map[string]bool{}
 	for _, v := range config.Variables {
@@ -282,27 +288,106 @@ func TestSecretsAndEnvironment(t *testing.T) {
 			t.Errorf("terraform sets %s, which the product does not read", name)
 		}
 	}
-	v := mustFind(t, blocks, "resource", "google_secret_manager_secret_version", "webhook")
-	if _, ok := v.Body.Attributes["secret_data"]; ok {
-		t.Error("the secret version uses secret_data, which Terraform keeps in its state; use secret_data_wo")
-	}
-	if exprText(v.Body.Attributes["secret_data_wo"].Expr) != "var.webhook_secrets" {
-		t.Error("the secret version is not written from var.webhook_secrets")
-	}
-	sv := mustFind(t, blocks, "variable", "webhook_secrets")
-	if eph, ok := sv.Body.Attributes["ephemeral"]; !ok || e.value(t, eph.Expr) != cty.True {
-		t.Error("var.webhook_secrets is not ephemeral: its value would be kept in the plan")
-	}
-	granted := false
-	for _, b := range ofType(blocks, "resource", "google_secret_manager_secret_iam_member") {
-		if exprText(b.Body.Attributes["secret_id"].Expr) == "google_secret_manager_secret.webhook.id" &&
-			e.str(t, b.Body, "role") == "roles/secretmanager.secretAccessor" &&
-			strings.Contains(e.str(t, b.Body, "member"), "imgpipe-functions@") {
-			granted = true
+	functionsAccount := "serviceAccount:imgpipe-functions@acme-prod.iam.gserviceaccount.com"
+	secretIDs := map[string]bool{}
+	for _, sec := range secretsOfTerraform {
+		if env.Type().HasAttribute(sec.env) {
+			t.Errorf("%s is a plain environment variable", sec.env)
+		}
+		secret := mustFind(t, blocks, "resource", "google_secret_manager_secret", sec.resource)
+		id := e.str(t, secret.Body, "secret_id")
+		if secretIDs[id] {
+			t.Errorf("%s shares the secret %s with another variable", sec.env, id)
+		}
+		secretIDs[id] = true
+		if b, ok := fromSecret[sec.env]; !ok {
+			t.Errorf("%s is not read from Secret Manager", sec.env)
+		} else {
+			if got := exprText(b.Attributes["secret"].Expr); got != "google_secret_manager_secret."+sec.resource+".secret_id" {
+				t.Errorf("%s comes from %s", sec.env, got)
+			}
+			if got := exprText(b.Attributes["version"].Expr); got != "google_secret_manager_secret_version."+sec.resource+".version" {
+				t.Errorf("%s reads version %s, not the one Terraform writes", sec.env, got)
+			}
+		}
+		v := mustFind(t, blocks, "resource", "google_secret_manager_secret_version", sec.resource)
+		if _, ok := v.Body.Attributes["secret_data"]; ok {
+			t.Errorf("%s: secret_data is kept in Terraform's state; use secret_data_wo", v.Addr())
+		}
+		if a, ok := v.Body.Attributes["secret_data_wo"]; !ok || exprText(a.Expr) != "var."+sec.variable {
+			t.Errorf("%s is not written from var.%s", v.Addr(), sec.variable)
+		}
+		if a, ok := v.Body.Attributes["secret_data_wo_version"]; !ok || exprText(a.Expr) != "var."+sec.variable+"_version" {
+			t.Errorf("%s: no secret_data_wo_version = var.%s_version, so a new value would never be written", v.Addr(), sec.variable)
+		}
+		// secret_data_wo_version replaces the version; by default the old
+		// one is destroyed first, and an instance starting meanwhile
+		// cannot fetch its secret.
+		cbd := false
+		for _, l := range childBlocks(v.Body, "lifecycle") {
+			if a, ok := l.Body.Attributes["create_before_destroy"]; ok && e.value(t, a.Expr) == cty.True {
+				cbd = true
+			}
+		}
+		keepsOld := false
+		if _, ok := v.Body.Attributes["deletion_policy"]; ok {
+			keepsOld = e.str(t, v.Body, "deletion_policy") != "DELETE"
+		}
+		if !cbd && !keepsOld {
+			t.Errorf("%s: the old version is deleted before the new one exists; set create_before_destroy or a deletion_policy that keeps it", v.Addr())
+		}
+		sv := mustFind(t, blocks, "variable", sec.variable)
+		if eph, ok := sv.Body.Attributes["ephemeral"]; !ok || e.value(t, eph.Expr) != cty.True {
+			t.Errorf("var.%s is not ephemeral: its value would be kept in the plan", sec.variable)
+		}
+		if sens, ok := sv.Body.Attributes["sensitive"]; !ok || e.value(t, sens.Expr) != cty.True {
+			t.Errorf("var.%s is not sensitive: its value would be shown", sec.variable)
+		}
+		granted := false
+		for _, b := range ofType(blocks, "resource", "google_secret_manager_secret_iam_member") {
+			if exprText(b.Body.Attributes["secret_id"].Expr) != "google_secret_manager_secret."+sec.resource+".id" {
+				continue
+			}
+			role, member := e.str(t, b.Body, "role"), e.str(t, b.Body, "member")
+			if member != functionsAccount {
+				t.Errorf("%s gives %s %s on the secret of %s: only the functions may read it", b.Addr(), member, role, sec.env)
+			} else if role == "roles/secretmanager.secretAccessor" {
+				granted = true
+			}
+		}
+		if !granted {
+			t.Errorf("the functions' account may not read %s", sec.env)
 		}
 	}
-	if !granted {
-		t.Error("the functions' account may not read the webhook secret")
+}
+
+// Every file make deploy writes under terraform/ (the generated secrets
+// and what it last applied) is ignored by git.
+func TestDeployWritesOnlyIgnoredFiles(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := os.ReadFile(filepath.Join(tfDir, ".gitignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignored := map[string]bool{}
+	for _, l := range strings.Split(string(gi), "\n") {
+		ignored[strings.TrimSpace(l)] = true
+	}
+	written := regexp.MustCompile(`>\s*terraform/(\.[A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(mk), -1)
+	files := map[string]bool{}
+	for _, w := range written {
+		files[w[1]] = true
+		if !ignored[w[1]] {
+			t.Errorf("make deploy writes terraform/%s, which terraform/.gitignore does not ignore", w[1])
+		}
+	}
+	for _, want := range []string{".webhook-secrets", ".view-link-keys"} {
+		if !files[want] {
+			t.Errorf("make deploy does not write terraform/%s (writes %v)", want, files)
+		}
 	}
 }
 
@@ -378,7 +463,8 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 	}
 
 	cfg, err := config.LoadFrom(func(k string) string {
-		v := map[string]string{"GOOGLE_CLOUD_PROJECT": "acme-prod", "IMGPIPE_BUCKET": "acme-prod-imgpipe-images",
+		v := map[string]string{"GOOGLE_CLOUD_PROJECT": "acme-prod", "IMGPIPE_BUCKET": env.GetAttr("IMGPIPE_BUCKET").AsString(),
+			"IMGPIPE_PRIVATE_BUCKET":  env.GetAttr("IMGPIPE_PRIVATE_BUCKET").AsString(),
 			"IMGPIPE_WEBHOOK_SECRETS": "whsec_" + strings.Repeat("A", 43) + "=", "IMGPIPE_VIEW_LINK_KEYS": strings.Repeat("B", 43) + "=",
 			"IMGPIPE_WEBHOOK_DELIVERY_URL": deliver,
 			"IMGPIPE_SWEEP_URL":            sweepURL, "IMGPIPE_TASKS_SERVICE_ACCOUNT": "imgpipe-pusher@acme-prod.iam.gserviceaccount.com"}
@@ -386,6 +472,17 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The buckets the functions use (and localstack.Wire creates) are the
+	// buckets Terraform creates.
+	buckets := map[string]bool{}
+	for _, b := range ofType(blocks, "resource", "google_storage_bucket") {
+		buckets[e.str(t, b.Body, "name")] = true
+	}
+	for _, b := range []string{cfg.Bucket, cfg.PrivateBucket} {
+		if !buckets[b] {
+			t.Errorf("the functions use bucket %s, which terraform does not create (it creates %v)", b, buckets)
+		}
 	}
 	// Cloud Scheduler calls the sweep as the pusher, with a token for the
 	// sweep URL: what the sweep function admits.
@@ -538,5 +635,66 @@ func TestMonitoringReadsTheLogsTheCodeWrites(t *testing.T) {
 	}
 	if _, ok := find(blocks, "resource", "google_monitoring_dashboard", "imgpipe"); !ok {
 		t.Error("no dashboard")
+	}
+}
+
+// Reports and thumbnails have a bucket of their own: the functions are
+// told its name and may write it; reports are deleted after 7 days,
+// thumbnails a day after every status page link to them expired.
+func TestPrivateBucketWiringAndLifecycle(t *testing.T) {
+	blocks := loadTerraform(t, tfDir)
+	for _, ttl := range []string{"", "2160h", "1h"} {
+		var overrides map[string]cty.Value
+		if ttl != "" {
+			overrides = map[string]cty.Value{"view_link_ttl": cty.StringVal(ttl)}
+		}
+		e := newEvaluator(t, blocks, overrides)
+		env, _ := e.local("env")
+		priv := mustFind(t, blocks, "resource", "google_storage_bucket", "private").Body
+		name := e.str(t, priv, "name")
+		if got := env.GetAttr("IMGPIPE_PRIVATE_BUCKET").AsString(); got != name {
+			t.Errorf("the functions are told the private bucket is %s; it is %s", got, name)
+		}
+		if name == env.GetAttr("IMGPIPE_BUCKET").AsString() {
+			t.Error("the private bucket is the output bucket")
+		}
+		linkTTL, err := time.ParseDuration(env.GetAttr("IMGPIPE_VIEW_LINK_TTL").AsString())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ttl
+		if want == "" {
+			want = configDefault(t, "IMGPIPE_VIEW_LINK_TTL")
+		}
+		if w, _ := time.ParseDuration(want); linkTTL != w {
+			t.Errorf("view_link_ttl %q: the functions are told %v", ttl, linkTTL)
+		}
+		ages := map[string]int64{}
+		for _, r := range childBlocks(priv, "lifecycle_rule") {
+			if a := childBlocks(r.Body, "action"); len(a) != 1 || e.str(t, a[0].Body, "type") != "Delete" {
+				continue
+			}
+			c := childBlocks(r.Body, "condition")[0].Body
+			age, _ := e.value(t, c.Attributes["age"].Expr).AsBigFloat().Int64()
+			for it := e.value(t, c.Attributes["matches_prefix"].Expr).ElementIterator(); it.Next(); {
+				_, p := it.Element()
+				ages[p.AsString()] = age
+			}
+		}
+		if ages["reports/"] != 7 {
+			t.Errorf("reports/ is deleted after %d days, want 7", ages["reports/"])
+		}
+		if kept := time.Duration(ages["thumbs/"]) * 24 * time.Hour; kept < linkTTL+24*time.Hour {
+			t.Errorf("view_link_ttl %v: thumbs/ is deleted after %v, before a link to them expires (and a day)", linkTTL, kept)
+		}
+		grants, problems := iamGrants(e, blocks)
+		if len(problems) > 0 {
+			t.Fatal(problems)
+		}
+		if !slices.ContainsFunc(grants, func(g iamGrant) bool {
+			return g.Target == name && g.Role == "roles/storage.objectAdmin" && g.Member == "serviceAccount:imgpipe-functions@acme-prod.iam.gserviceaccount.com"
+		}) {
+			t.Error("the functions' account may not write the private bucket")
+		}
 	}
 }

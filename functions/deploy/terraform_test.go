@@ -108,13 +108,15 @@ func childBlocks(body *hclsyntax.Body, name string) []*hclsyntax.Block {
 // tfFunctions are the Terraform functions the files use, from go-cty's
 // standard library where it has them.
 var tfFunctions = map[string]function.Function{
-	"ceil":     stdlib.CeilFunc,
-	"contains": stdlib.ContainsFunc,
-	"lower":    stdlib.LowerFunc,
-	"max":      stdlib.MaxFunc,
-	"min":      stdlib.MinFunc,
-	"tostring": conversion(cty.String),
-	"toset":    conversion(cty.Set(cty.DynamicPseudoType)),
+	"ceil":       stdlib.CeilFunc,
+	"contains":   stdlib.ContainsFunc,
+	"lower":      stdlib.LowerFunc,
+	"max":        stdlib.MaxFunc,
+	"min":        stdlib.MinFunc,
+	"tonumber":   conversion(cty.Number),
+	"tostring":   conversion(cty.String),
+	"trimsuffix": stdlib.TrimSuffixFunc,
+	"toset":      conversion(cty.Set(cty.DynamicPseudoType)),
 	"filesha256": function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:   function.StaticReturnType(cty.String),
@@ -197,6 +199,12 @@ func newEvaluator(t *testing.T, blocks []tfBlock, overrides map[string]cty.Value
 				attrs["name"] = cty.StringVal("projects/acme-prod/serviceAccounts/" + id + "@acme-prod.iam.gserviceaccount.com")
 				attrs["id"] = attrs["name"]
 			}
+			if b.Labels[0] == "google_project_iam_custom_role" {
+				if id, ok := attrs["role_id"]; ok && id.Type() == cty.String {
+					attrs["name"] = cty.StringVal("projects/acme-prod/roles/" + id.AsString())
+					attrs["id"] = attrs["name"]
+				}
+			}
 			if resources[b.Labels[0]] == nil {
 				resources[b.Labels[0]] = map[string]cty.Value{}
 			}
@@ -209,6 +217,7 @@ func newEvaluator(t *testing.T, blocks []tfBlock, overrides map[string]cty.Value
 		for it := m.ElementIterator(); it.Next(); {
 			k, _ := it.Element()
 			fns[k.AsString()] = cty.ObjectVal(map[string]cty.Value{
+				"name": cty.StringVal("imgpipe-" + strings.ToLower(k.AsString())),
 				"service_config": cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{
 					"uri": cty.StringVal(functionURI(k.AsString())), "service": cty.StringVal("imgpipe-" + strings.ToLower(k.AsString())),
 				})}),
