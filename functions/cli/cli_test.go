@@ -250,9 +250,12 @@ func hostileAPI(t *testing.T) (*httptest.Server, int) {
 		`\windows\system32`, "c:evil", "-rf", "日本", "p-1", "p", ".hidden", "/abs"}
 	sizeNames := []string{"../../../escape", "..", "a/b", "a_b", "1", "NUL", strings.Repeat("s", 3000), "\x00"}
 	var srv *httptest.Server
+	var mu sync.Mutex
 	links := 0
 	link := func() string { links++; return fmt.Sprintf("%s/o/%d", srv.URL, links) }
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		if strings.HasPrefix(r.URL.Path, "/o/") {
 			fmt.Fprintf(w, "output %s", strings.TrimPrefix(r.URL.Path, "/o/"))
 			return
