@@ -97,12 +97,24 @@ func TestDeliverWebhookIsForCloudTasks(t *testing.T) {
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("without a token: %d %s, want 404", rec.Code, rec.Body)
 	}
+	good := "Bearer " + invoker.Forwarded(invoker.Claims{Issuer: "https://accounts.google.com",
+		Audience: d.cfg.TasksOIDCAudience, Email: d.cfg.TasksServiceAccount, EmailVerified: true, Expires: time.Now().Add(time.Hour).Unix()})
 	req := httptest.NewRequest(http.MethodPost, "/deliverWebhook", strings.NewReader(`{"requestId":"x"}`))
-	req.Header.Set("Authorization", "Bearer "+invoker.Forwarded(invoker.Claims{Issuer: "https://accounts.google.com",
-		Audience: d.cfg.TasksOIDCAudience, Email: d.cfg.TasksServiceAccount, EmailVerified: true, Expires: time.Now().Add(time.Hour).Unix()}))
+	req.Header.Set("Authorization", good)
 	rec = httptest.NewRecorder()
 	deliverWebhook(rec, req)
 	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "this endpoint is for Cloud Tasks") {
 		t.Errorf("a forwarded token without Cloud Tasks headers: %d %s", rec.Code, rec.Body)
+	}
+	// A caller admitted by IAM through X-Serverless-Authorization keeps its
+	// own Authorization header: that one is not the token to check.
+	req = httptest.NewRequest(http.MethodPost, "/deliverWebhook", strings.NewReader(`{"requestId":"x"}`))
+	req.Header.Set("X-Serverless-Authorization", "Bearer "+invoker.Forwarded(invoker.Claims{Issuer: "https://accounts.google.com",
+		Audience: d.cfg.TasksOIDCAudience, Email: "another-invoker@example.iam.gserviceaccount.com", EmailVerified: true, Expires: time.Now().Add(time.Hour).Unix()}))
+	req.Header.Set("Authorization", good)
+	rec = httptest.NewRecorder()
+	deliverWebhook(rec, req)
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("another account's token in X-Serverless-Authorization, a copied good one in Authorization: %d %s, want 404", rec.Code, rec.Body)
 	}
 }

@@ -68,11 +68,14 @@ const usage = `imgpipe: compress a catalogue's images with an imgpipe deployment
   imgpipe status ID
   imgpipe report ID [-o FILE.csv]
   imgpipe download ID -d DIR
-  imgpipe verify-webhook --secret whsec_... < delivery.http
+  imgpipe verify-webhook [--secret whsec_...] < delivery.http
 
 Every command takes --url (or IMGPIPE_URL), --key (or IMGPIPE_API_KEY) and
---json (machine-readable output). Exit codes: 0 every image done, 2 the
-request finished with failed images, 1 an error.
+--json (machine-readable output). The key goes over https://, or over plain
+http:// to this machine only; --insecure-http allows http:// to another host.
+verify-webhook reads the secret from --secret or IMGPIPE_WEBHOOK_SECRET.
+Exit codes: 0 every image done, 2 the request finished with failed images,
+1 an error.
 `
 
 // Run runs the command in args (without the program name) and returns its
@@ -91,11 +94,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 		}
 		return ExitOK
 	}
+	// Secrets are never flag defaults: the flag package prints defaults in
+	// every usage text. The environment is read after parsing instead.
 	c := &command{env: env}
 	fs := flag.NewFlagSet("imgpipe "+args[0], flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
-	fs.StringVar(&c.base, "url", env.Getenv("IMGPIPE_URL"), "API base URL (IMGPIPE_URL)")
-	fs.StringVar(&c.key, "key", env.Getenv("IMGPIPE_API_KEY"), "API key (IMGPIPE_API_KEY)")
+	fs.StringVar(&c.base, "url", "", "API base URL (default: the IMGPIPE_URL variable)")
+	fs.StringVar(&c.key, "key", "", "API key (default: the IMGPIPE_API_KEY variable, which keeps it out of the process list)")
+	fs.BoolVar(&c.insecureHTTP, "insecure-http", false, "allow sending the API key over plain http:// to a host other than this machine")
 	fs.BoolVar(&c.json, "json", false, "machine-readable output")
 	var run func(args []string) (int, error)
 	switch args[0] {
@@ -120,8 +126,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		dir := fs.String("d", "", "folder for the outputs (created if missing)")
 		run = func(a []string) (int, error) { return c.download(ctx, a, *dir) }
 	case "verify-webhook":
-		secret := fs.String("secret", env.Getenv("IMGPIPE_WEBHOOK_SECRET"), "the webhook signing secret, whsec_... (IMGPIPE_WEBHOOK_SECRET)")
-		run = func(a []string) (int, error) { return c.verifyWebhook(a, *secret) }
+		fs.StringVar(&c.secret, "secret", "", "the webhook signing secret, whsec_... (default: the IMGPIPE_WEBHOOK_SECRET variable)")
+		run = func(a []string) (int, error) { return c.verifyWebhook(a, c.secret) }
 	default:
 		fmt.Fprintf(env.Stderr, "imgpipe: unknown command %q\n\n%s", args[0], usage)
 		return ExitError
@@ -139,23 +145,53 @@ func Run(ctx context.Context, args []string, env Env) int {
 		positional = append(positional, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, v := range map[string]*string{"url": &c.base, "key": &c.key, "secret": &c.secret} {
+		if !given[name] {
+			*v = env.Getenv(flagVariables[name])
+		}
+	}
 	code, err := run(positional)
 	if err != nil {
+		msg := c.redact(err.Error())
 		if c.json {
-			_ = json.NewEncoder(env.Stdout).Encode(map[string]string{"error": err.Error()})
+			_ = json.NewEncoder(env.Stdout).Encode(map[string]string{"error": msg})
 		}
-		fmt.Fprintln(env.Stderr, "imgpipe:", err)
+		fmt.Fprintln(env.Stderr, "imgpipe:", msg)
 		return ExitError
 	}
 	return code
 }
 
+// flagVariables are the environment variables that stand in for a flag
+// the user did not give.
+var flagVariables = map[string]string{"url": "IMGPIPE_URL", "key": "IMGPIPE_API_KEY", "secret": "IMGPIPE_WEBHOOK_SECRET"}
+
 type command struct {
-	env  Env
-	base string
-	key  string
-	json bool
+	env          Env
+	base         string
+	key          string
+	secret       string // verify-webhook's
+	insecureHTTP bool
+	json         bool
 }
+
+// redact blanks the API key and the webhook secret out of msg: an error
+// may quote what a server answered, and a server (or whatever --url points
+// at) may echo the request's Authorization header.
+func (c *command) redact(msg string) string {
+	for _, secret := range []string{c.key, c.secret} {
+		if len(secret) >= minRedacted {
+			msg = strings.ReplaceAll(msg, secret, "[redacted]")
+		}
+	}
+	return msg
+}
+
+// minRedacted is the shortest secret redact blanks out; a shorter one is
+// no real key, and blanking it would garble the message.
+const minRedacted = 8
 
 func (c *command) out(format string, a ...any) { fmt.Fprintf(c.env.Stdout, format, a...) }
 
@@ -164,14 +200,63 @@ func (c *command) needServer() error {
 	if c.base == "" {
 		return errors.New("no server: set IMGPIPE_URL or --url to the API's base URL (make dev prints it; terraform output api_url)")
 	}
-	if u, err := url.Parse(c.base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	u, err := url.Parse(c.base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--url %q is not an http(s) URL such as https://REGION-PROJECT.cloudfunctions.net/imgpipe-api", c.base)
+	}
+	if err := c.keyMayGoTo(u); err != nil {
+		return err
 	}
 	if c.key == "" {
 		return errors.New("no API key: set IMGPIPE_API_KEY or --key (an operator creates keys with imgpipe-keys create)")
 	}
 	c.base = strings.TrimRight(c.base, "/")
 	return nil
+}
+
+// errPlainHTTP refuses to send the API key in clear text across a network.
+var errPlainHTTP = errors.New("the API key would travel unencrypted")
+
+// keyMayGoTo says whether the API key may be sent to u: always over
+// https://, over http:// only to this machine (localhost, 127.0.0.0/8,
+// ::1) unless the user passed --insecure-http.
+func (c *command) keyMayGoTo(u *url.URL) error {
+	if u.Scheme != "http" || c.insecureHTTP || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is plain http:// to another machine, where anyone on the path can read the key; use https://, or pass --insecure-http if that network is yours", errPlainHTTP, u.Redacted())
+}
+
+// isLoopback says whether host (a URL's host name, without port) is this
+// machine: localhost or a loopback address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// apiClient is the HTTP client for calls that carry the API key: it
+// follows a redirect only where the key may go (an https:// API that
+// redirects to http:// on the same host would otherwise resend the key in
+// clear text).
+func (c *command) apiClient() *http.Client {
+	cl := *c.env.Client
+	next := cl.CheckRedirect
+	cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := c.keyMayGoTo(req.URL); err != nil {
+			return fmt.Errorf("the server redirected to %s: %w", req.URL.Redacted(), err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cl
 }
 
 // apiError is the API's error body.
@@ -196,8 +281,11 @@ func (c *command) call(ctx context.Context, method, path, contentType string, bo
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := c.env.Client.Do(req)
+	resp, err := c.apiClient().Do(req)
 	if err != nil {
+		if errors.Is(err, errPlainHTTP) {
+			return nil, unwrapURLError(err)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return nil, fmt.Errorf("%s did not answer in time: try again, or check the server's logs", c.base)
@@ -455,8 +543,17 @@ func (c *command) failures(ctx context.Context, id string) (map[string]int, erro
 		if s.Page.NextOffset == nil {
 			return out, nil
 		}
+		if *s.Page.NextOffset <= offset {
+			return nil, pagesDoNotAdvance(offset, *s.Page.NextOffset)
+		}
 		offset = *s.Page.NextOffset
 	}
+}
+
+// pagesDoNotAdvance refuses a status page whose next offset is not past
+// its own: reading on would never end.
+func pagesDoNotAdvance(offset, next int) error {
+	return fmt.Errorf("the server's status pages do not advance (offset %d, then %d): is --url the imgpipe API?", offset, next)
 }
 
 // summary prints how the request ended and returns the exit code.
@@ -590,7 +687,9 @@ func (c *command) report(ctx context.Context, args []string, out string) (int, e
 
 // download saves every output of the request into dir, named
 // SERIAL-N.jpg (N counts the product's images from 1), and each extra size
-// as SERIAL-N-NAME.jpg, with a bar.
+// as SERIAL-N-NAME.jpg, with a bar. Every part of a name that comes from
+// the server or the catalogue is made safe by namePart; a name already
+// taken in this download gets ~2, ~3… before .jpg (see outputNames).
 func (c *command) download(ctx context.Context, args []string, dir string) (int, error) {
 	if len(args) != 1 || dir == "" {
 		return ExitError, errors.New("download takes a request ID and a folder: imgpipe download ID -d DIR")
@@ -601,8 +700,16 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return ExitError, fmt.Errorf("creating %s: %w", dir, err)
 	}
+	// Files are created through root: no name, and no symbolic link
+	// already in dir, leads out of it.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return ExitError, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer root.Close()
 	type item struct{ name, url string }
 	var items []item
+	names := outputNames{}
 	failed, offset := 0, 0
 	total := 0
 	var status batch.Status
@@ -613,26 +720,38 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 		}
 		status, total = s.Status, s.TotalImages
 		for _, p := range s.Products {
+			serial := namePart(p.SerialNumber, "product", maxSerialPart)
 			for i, o := range p.OutputImageURLs {
 				if o == "" {
 					failed++
 					continue
 				}
-				items = append(items, item{name: fmt.Sprintf("%s-%d.jpg", safeName(p.SerialNumber), i+1), url: o})
+				name, err := names.take(fmt.Sprintf("%s-%d", serial, i+1))
+				if err != nil {
+					return ExitError, err
+				}
+				items = append(items, item{name: name, url: o})
 			}
 			for _, out := range p.Outputs {
-				names := make([]string, 0, len(out.Sizes))
-				for name := range out.Sizes {
-					names = append(names, name)
+				sizes := make([]string, 0, len(out.Sizes))
+				for size := range out.Sizes {
+					sizes = append(sizes, size)
 				}
-				sort.Strings(names)
-				for _, name := range names {
-					items = append(items, item{name: fmt.Sprintf("%s-%d-%s.jpg", safeName(p.SerialNumber), out.Index+1, name), url: out.Sizes[name].URL})
+				sort.Strings(sizes)
+				for _, size := range sizes {
+					name, err := names.take(fmt.Sprintf("%s-%d-%s", serial, out.Index+1, namePart(size, "size", maxSizePart)))
+					if err != nil {
+						return ExitError, err
+					}
+					items = append(items, item{name: name, url: out.Sizes[size].URL})
 				}
 			}
 		}
 		if s.Page.NextOffset == nil {
 			break
+		}
+		if *s.Page.NextOffset <= offset {
+			return ExitError, pagesDoNotAdvance(offset, *s.Page.NextOffset)
 		}
 		offset = *s.Page.NextOffset
 	}
@@ -643,7 +762,7 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 	}
 	var bytesTotal int64
 	for i, it := range items {
-		n, err := c.fetchTo(ctx, it.url, filepath.Join(dir, it.name))
+		n, err := c.fetchTo(ctx, it.url, root, dir, it.name)
 		if err != nil {
 			return ExitError, err
 		}
@@ -669,8 +788,10 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 	return ExitOK, nil
 }
 
-// fetchTo saves the output at link (a bucket link: no API key) to path.
-func (c *command) fetchTo(ctx context.Context, link, path string) (int64, error) {
+// fetchTo saves the output at link (a bucket link: no API key) as name
+// inside root, the folder dir.
+func (c *command) fetchTo(ctx context.Context, link string, root *os.Root, dir, name string) (int64, error) {
+	path := filepath.Join(dir, name)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 	if err != nil {
 		return 0, fmt.Errorf("output link %q: %w", link, err)
@@ -683,7 +804,7 @@ func (c *command) fetchTo(ctx context.Context, link, path string) (int64, error)
 	if resp.StatusCode != http.StatusOK {
 		return 0, fmt.Errorf("downloading %s: %s (a signed link expires: run download again for fresh ones)", link, resp.Status)
 	}
-	f, err := os.Create(path)
+	f, err := root.Create(name)
 	if err != nil {
 		return 0, fmt.Errorf("creating %s: %w", path, err)
 	}
@@ -697,18 +818,81 @@ func (c *command) fetchTo(ctx context.Context, link, path string) (int64, error)
 	return n, nil
 }
 
-// safeName keeps a serial number usable as a file name.
-func safeName(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == 0 || r < ' ' || strings.ContainsRune(`:*?"<>|`, r) {
-			return '_'
+// Bounds of the parts of a downloaded file's name, in bytes: with the
+// image number, a ~N suffix and .jpg, a name stays far below the 255 bytes
+// file systems allow.
+const (
+	maxSerialPart = 80
+	maxSizePart   = 40
+)
+
+// namePart makes s, a serial number or a size name as the server sent it,
+// a safe piece of a file name: ASCII letters, digits, '.', '_' and '-'
+// are kept, anything else (path separators, NUL and control bytes,
+// non-ASCII) becomes '_'; at most max bytes; a leading '.' or '-' becomes
+// '_' (no hidden file, no "..", nothing a shell reads as an option); a
+// Windows device name (CON, NUL, COM1…) gets a leading '_'; empty becomes
+// fallback.
+func namePart(s, fallback string, max int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= max {
+			break
 		}
-		return r
-	}, strings.TrimSpace(s))
-	if s == "" || s == "." || s == ".." {
-		return "product"
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
 	}
-	return s
+	part := b.String()
+	if part == "" {
+		return fallback
+	}
+	if part[0] == '.' || part[0] == '-' {
+		part = "_" + part[1:]
+	}
+	stem, _, _ := strings.Cut(part, ".")
+	if windowsDevice(stem) {
+		part = "_" + part
+	}
+	return part
+}
+
+// windowsDevice says whether stem is a name Windows reserves for a device
+// in every folder, whatever the extension.
+func windowsDevice(stem string) bool {
+	switch u := strings.ToUpper(stem); {
+	case u == "CON", u == "PRN", u == "AUX", u == "NUL":
+		return true
+	case len(u) == 4 && (strings.HasPrefix(u, "COM") || strings.HasPrefix(u, "LPT")) && u[3] >= '0' && u[3] <= '9':
+		return true
+	}
+	return false
+}
+
+// outputNames hands out the file names of one download: distinct even on
+// a file system that ignores case, so two products whose serial numbers
+// differ only in what namePart replaced never overwrite each other. It
+// counts the times each stem (lower-cased) was asked for.
+type outputNames map[string]int
+
+// take returns stem.jpg the first time, then stem~2.jpg, stem~3.jpg…, and
+// refuses a name that is not local to the output folder. Stems are made of
+// namePart's characters, digits and '-', never '~', so a numbered name
+// never equals another stem's.
+func (n outputNames) take(stem string) (string, error) {
+	key := strings.ToLower(stem)
+	n[key]++
+	name := stem + ".jpg"
+	if k := n[key]; k > 1 {
+		name = fmt.Sprintf("%s~%d.jpg", stem, k)
+	}
+	if !filepath.IsLocal(name) || filepath.Base(name) != name {
+		return "", fmt.Errorf("the output name %q would leave the download folder: refused", name)
+	}
+	return name, nil
 }
 
 // verifyWebhook checks a captured delivery: an HTTP request as received
@@ -719,7 +903,7 @@ func (c *command) verifyWebhook(args []string, secret string) (int, error) {
 		return ExitError, errors.New("verify-webhook reads the delivery from standard input: imgpipe verify-webhook --secret whsec_... < delivery.http")
 	}
 	if secret == "" {
-		return ExitError, errors.New("no secret: pass --secret whsec_... (or IMGPIPE_WEBHOOK_SECRET), the secret the operator gave you")
+		return ExitError, errors.New("no secret: set IMGPIPE_WEBHOOK_SECRET or pass --secret whsec_..., the secret the operator gave you")
 	}
 	v, err := webhook.NewVerifier(secret)
 	if err != nil {

@@ -8,6 +8,12 @@
 //
 // A token that still carries a signature did not come through Cloud Run's
 // check; it is admitted only if that signature verifies against Google's keys.
+//
+// Which header holds the token: a caller may pass Cloud Run's IAM check with
+// the token in X-Serverless-Authorization, and then Cloud Run leaves that
+// caller's own Authorization header as it was sent, unchecked. So when
+// X-Serverless-Authorization is present, it alone is read (the token Cloud
+// Run verified), and Authorization only when it is absent.
 package invoker
 
 import (
@@ -26,6 +32,11 @@ import (
 // RemovedSignature is what Cloud Run puts in place of the signature of an
 // ID token it has verified before passing the request on.
 const RemovedSignature = "SIGNATURE_REMOVED_BY_GOOGLE"
+
+// HeaderServerless is the header a caller may put its ID token in for Cloud
+// Run's IAM check instead of Authorization. When a request carries it, the
+// token checked is the one in it, whatever Authorization says.
+const HeaderServerless = "X-Serverless-Authorization"
 
 // Issuers of Google ID tokens.
 var issuers = map[string]bool{"https://accounts.google.com": true, "accounts.google.com": true}
@@ -61,9 +72,13 @@ func (c Checker) Check(r *http.Request) (Claims, error) {
 	if c.Audience == "" || c.Email == "" {
 		return Claims{}, errors.New("invoker: no audience or service account configured")
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	header := HeaderServerless
+	if len(r.Header.Values(HeaderServerless)) == 0 {
+		header = "Authorization"
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get(header), "Bearer ")
 	if !ok || tok == "" {
-		return Claims{}, errors.New("invoker: no bearer token")
+		return Claims{}, fmt.Errorf("invoker: no bearer token in %s", header)
 	}
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {

@@ -101,3 +101,48 @@ func TestCheckFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// A caller that passes Cloud Run's IAM check with its token in
+// X-Serverless-Authorization gets its own Authorization header through
+// untouched: the token checked is the X-Serverless-Authorization one
+// whenever that header is present, and Authorization only without it.
+func TestCheckReadsServerlessHeaderFirst(t *testing.T) {
+	c := Checker{Audience: aud, Email: email, Now: func() time.Time { return now }}
+	good := "Bearer " + Forwarded(claims())
+	other := claims()
+	other.Email = "someone-else@acme-prod.iam.gserviceaccount.com"
+	wrong := "Bearer " + Forwarded(other)
+	cases := []struct {
+		name, serverless, authorization string
+		ok                              bool
+	}{
+		{"serverless header with wrong claims, good Authorization", wrong, good, false},
+		{"serverless header good, Authorization garbage", good, "Bearer garbage", true},
+		{"serverless header good, no Authorization", good, "", true},
+		{"only Authorization, good", "", good, true},
+		{"only Authorization, wrong claims", "", wrong, false},
+		{"serverless header empty, good Authorization", "present-but-empty", good, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/", nil)
+			switch tc.serverless {
+			case "":
+			case "present-but-empty":
+				r.Header["X-Serverless-Authorization"] = []string{""}
+			default:
+				r.Header.Set("X-Serverless-Authorization", tc.serverless)
+			}
+			if tc.authorization != "" {
+				r.Header.Set("Authorization", tc.authorization)
+			}
+			_, err := c.Check(r)
+			if tc.ok && err != nil {
+				t.Errorf("refused: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Error("admitted")
+			}
+		})
+	}
+}
