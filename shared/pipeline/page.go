@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"math"
 
@@ -24,6 +25,9 @@ type ImageView struct {
 	// Sizes its extra outputs, in the request's order.
 	Width, Height int
 	Sizes         []SizeView
+	// ThumbImage is the image whose thumbnail shows this one: itself, or
+	// the image whose output it shares; "" when it has none.
+	ThumbImage string
 }
 
 // SizeView is one extra output of an image.
@@ -66,6 +70,9 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 				case batch.ImageDone:
 					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, s.Bucket.URL(res.Object)
 					iv.Width, iv.Height = res.Width, res.Height
+					if res.Thumb != "" {
+						iv.ThumbImage = cmp.Or(res.SameAs, ref.ID())
+					}
 					for _, o := range res.Sizes {
 						iv.Sizes = append(iv.Sizes, SizeView{Name: o.Name, URL: s.Bucket.URL(o.Object), Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
 					}
