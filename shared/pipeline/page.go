@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
-	"github.com/imgpipe/imgpipe/shared/fault"
 )
 
 // ImageView is one image as the status page shows it.
@@ -88,23 +87,6 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 		out[i] = pp
 	}
 	return out, nil
-}
-
-// Image returns one image of request r: its input URL and, once it has
-// one, its result.
-func (s *Service) Image(ctx context.Context, r batch.Request, ref batch.ImageRef) (inputURL string, res batch.ImageResult, found bool, err error) {
-	if ref.Product < 0 || ref.Product >= r.ProductCount {
-		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
-	}
-	products, err := s.Requests.Products(ctx, r, ref.Product, ref.Product+1)
-	if err != nil {
-		return "", res, false, err
-	}
-	if len(products) != 1 || ref.URL < 0 || ref.URL >= len(products[0].InputURLs) {
-		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
-	}
-	res, found, err = s.Results.ImageResult(ctx, r.ID, ref)
-	return products[0].InputURLs[ref.URL], res, found, err
 }
 
 // Request reads a request (no owner check: the caller has checked access
