@@ -107,6 +107,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 		Sweeps:      st,
 		Publisher:   pub,
 		Bucket:      bkt,
+		Thumbs:      private,
 		Fetcher: outbound.NewClient(outbound.Options{Guard: guard, Timeout: cfg.FetchTimeout, MaxRedirects: 5,
 			MaxPerHost: cfg.MaxFetchesPerHost, UserAgent: outbound.UserAgent(cfg.ContactURL)}),
 		Webhooks: pipeline.Webhooks{

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/base64"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -12,20 +13,21 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/storage"
 	"golang.org/x/time/rate"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
-	"github.com/imgpipe/imgpipe/shared/imagework"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
 )
 
 // The status page: a read-only view of one request, opened with the signed
 // link an upload answers (viewUrl) instead of an API key. It is rendered on
 // the server, works without JavaScript, and shows a page of products at a
-// time with thumbnails (never the images themselves). A wrong or expired
-// token, or one whose owner's key was revoked, is answered like a request
-// that does not exist.
+// time with a thumbnail of each output (never the images themselves: the
+// thumbnails are made when the images are compressed and kept in the
+// private bucket). A wrong or expired token, or one whose owner's key was
+// revoked, is answered like a request that does not exist.
 //
 // Who sees what: the holder of the link sees that one request (names,
 // input URLs, outputs, report) until the link expires. The first visit
@@ -37,9 +39,6 @@ import (
 
 // viewPerPage is how many products one page of the view shows.
 const viewPerPage = 20
-
-// thumbSide is the longest side of a thumbnail, in pixels.
-const thumbSide = 160
 
 // viewCookie carries the token after the first visit.
 const viewCookie = "imgpipe_view"
@@ -317,43 +316,32 @@ func viewProgress(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// viewThumb answers a thumbnail of an image's input (fetched through the
-// same guard as any fetch) or output (read from the bucket).
+// viewThumb answers an image's thumbnail: the small JPEG of its output
+// stored in the private bucket when the image was compressed (which is
+// "out", the one kind). A page view thus never fetches an input nor
+// decodes an image; an image without a thumbnail (pending, failed, or its
+// thumbnail not stored) is 404.
 func viewThumb(w http.ResponseWriter, r *http.Request) {
 	d, req, ok := viewRequest(w, r, false)
 	if !ok {
 		return
 	}
 	ref, err := batch.ParseImageID(r.PathValue("image"))
-	which := r.PathValue("which")
-	if err != nil || (which != "in" && which != "out") {
+	if err != nil || r.PathValue("which") != "out" || ref.Product < 0 || ref.Product >= req.ProductCount {
 		viewNotFound(w)
 		return
 	}
-	inputURL, res, found, err := d.svc.Image(r.Context(), req, ref)
-	if fault.KindOf(err) == fault.NotFound || (err == nil && (!found || res.State != batch.ImageDone)) {
+	data, err := d.private.Get(r.Context(), batch.ThumbObjectName(req.ID, ref))
+	if errors.Is(err, storage.ErrObjectNotExist) {
 		viewNotFound(w)
 		return
 	}
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var data []byte
-	if which == "out" {
-		data, err = d.bucket.Get(r.Context(), res.Object)
-	} else {
-		data, err = d.svc.Fetcher.Fetch(r.Context(), inputURL, d.cfg.MaxImageBytes)
-	}
-	if err == nil {
-		data, err = imagework.Thumbnail(data, thumbSide, imagework.Limits{MaxPixels: d.cfg.MaxPixels, MaxDimension: d.cfg.MaxDimension})
-	}
-	if err != nil {
-		logger.Warn("status page thumbnail", "requestId", req.ID, "image", ref.ID(), "which", which, "error", err.Error())
-		viewNotFound(w)
+		writeError(w, fault.Wrap(fault.Transient, batch.ReasonStorageUnavailable, err, "reading the thumbnail of image %s", ref.ID()))
 		return
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "private, max-age=86400")
 	_, _ = w.Write(data)
 }

@@ -119,10 +119,10 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("progress seen %v: want it to move from running to 100 %%", seen)
 	}
 	// Finished: the page reloads itself with every picture.
-	evalUntil(ctx, t, 30*time.Second, "the finished page with 16 loaded thumbnails",
+	evalUntil(ctx, t, 30*time.Second, "the finished page with 8 loaded thumbnails",
 		`(window.scrollTo(0, document.body.scrollHeight), true) &&
 		 document.getElementById("status").textContent === "COMPLETED" &&
-		 document.querySelectorAll("img.thumb").length === 16 &&
+		 document.querySelectorAll("img.thumb").length === 8 &&
 		 Array.from(document.querySelectorAll("img.thumb")).every(i => i.complete && i.naturalWidth > 0)`)
 	widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`Array.from(document.querySelectorAll("img.thumb")).map(i => i.naturalWidth)`))
 	if err != nil {

@@ -103,6 +103,10 @@ type ImageResult struct {
 	// (the same URL earlier in the request); its output is that image's.
 	SameAs     string    `json:"sameAs,omitempty" firestore:"sameAs,omitempty"`
 	FinishedAt time.Time `json:"finishedAt" firestore:"finishedAt"`
+	// Thumb is the object name of the status page's thumbnail of the
+	// output, in the private bucket (ThumbObjectName); empty when none
+	// was stored.
+	Thumb string `json:"thumb,omitempty" firestore:"thumb,omitempty"`
 }
 
 // SizeOutput is one extra output of an image.
@@ -144,6 +148,13 @@ func StatusOf(c Counts) Status {
 // ObjectName is the deterministic GCS name of an image's output.
 func ObjectName(requestID string, ref ImageRef) string {
 	return "requests/" + requestID + "/" + ref.ID() + ".jpg"
+}
+
+// ThumbObjectName is the deterministic name of an image's thumbnail, in
+// the private bucket: a small JPEG of its output that only the status
+// page serves.
+func ThumbObjectName(requestID string, ref ImageRef) string {
+	return "thumbs/" + requestID + "/" + ref.ID() + ".jpg"
 }
 
 // normalizeHeader folds a CSV header cell for matching: case, spaces and

@@ -386,6 +386,38 @@ func (b *bucket) URL(name string) (string, error) {
 	return "https://storage.example/" + name, nil
 }
 
+// memThumbs keeps what is put in it, in memory, as the private bucket
+// does; Fail, when set, may fail a Put (an outage).
+type memThumbs struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	puts    int
+	Fail    func(name string) error
+}
+
+func newMemThumbs() *memThumbs { return &memThumbs{objects: map[string][]byte{}} }
+
+func (m *memThumbs) Put(_ context.Context, name string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	if m.Fail != nil {
+		if err := m.Fail(name); err != nil {
+			return err
+		}
+	}
+	m.objects[name] = append([]byte(nil), data...)
+	return nil
+}
+
+// get returns the object stored under name.
+func (m *memThumbs) get(name string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objects[name]
+	return b, ok
+}
+
 type fetcher struct {
 	FetchFn func(ctx context.Context, url string, maxBytes int64) ([]byte, error)
 }
@@ -405,6 +437,7 @@ func (h *hook) RequestFinished(ctx context.Context, r batch.Request, c batch.Cou
 var (
 	_ pipeline.Publisher      = (*publisher)(nil)
 	_ pipeline.Bucket         = (*bucket)(nil)
+	_ pipeline.ThumbStore     = (*memThumbs)(nil)
 	_ pipeline.Fetcher        = (*fetcher)(nil)
 	_ pipeline.CompletionHook = (*hook)(nil)
 )

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"math"
 
@@ -24,6 +25,9 @@ type ImageView struct {
 	// Sizes its extra outputs, in the request's order.
 	Width, Height int
 	Sizes         []SizeView
+	// ThumbImage is the image whose thumbnail shows this one: itself, or
+	// the image whose output it shares; "" when it has none.
+	ThumbImage string
 }
 
 // SizeView is one extra output of an image.
@@ -70,6 +74,9 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 					}
 					iv.State, iv.InputBytes, iv.OutputBytes, iv.OutputURL = "done", res.InputBytes, res.OutBytes, link
 					iv.Width, iv.Height = res.Width, res.Height
+					if res.Thumb != "" {
+						iv.ThumbImage = cmp.Or(res.SameAs, ref.ID())
+					}
 					for _, o := range res.Sizes {
 						if link, err = s.outputURL(o.Object); err != nil {
 							return nil, err
@@ -99,23 +106,6 @@ func (s *Service) outputURL(object string) (string, error) {
 		return "", fault.Wrap(fault.Transient, "", err, "making the link to an output")
 	}
 	return u, nil
-}
-
-// Image returns one image of request r: its input URL and, once it has
-// one, its result.
-func (s *Service) Image(ctx context.Context, r batch.Request, ref batch.ImageRef) (inputURL string, res batch.ImageResult, found bool, err error) {
-	if ref.Product < 0 || ref.Product >= r.ProductCount {
-		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
-	}
-	products, err := s.Requests.Products(ctx, r, ref.Product, ref.Product+1)
-	if err != nil {
-		return "", res, false, err
-	}
-	if len(products) != 1 || ref.URL < 0 || ref.URL >= len(products[0].InputURLs) {
-		return "", res, false, fault.New(fault.NotFound, "", "no image %s", ref.ID())
-	}
-	res, found, err = s.Results.ImageResult(ctx, r.ID, ref)
-	return products[0].InputURLs[ref.URL], res, found, err
 }
 
 // Request reads a request (no owner check: the caller has checked access

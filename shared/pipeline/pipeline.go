@@ -81,6 +81,11 @@ type Bucket interface {
 	URL(name string) (string, error)
 }
 
+// ThumbStore keeps private objects: the status page's thumbnails.
+type ThumbStore interface {
+	Put(ctx context.Context, name string, data []byte) error
+}
+
 // Fetcher gets a user's image through the outbound guard.
 type Fetcher interface {
 	Fetch(ctx context.Context, url string, maxBytes int64) ([]byte, error)
@@ -101,10 +106,13 @@ type Service struct {
 	Sweeps      Sweeps
 	Publisher   Publisher
 	Bucket      Bucket
-	Fetcher     Fetcher
-	Hook        CompletionHook
-	Webhooks    Webhooks
-	Log         *slog.Logger
+	// Thumbs keeps each image's thumbnail for the status page, made when
+	// the image is compressed; nil makes none.
+	Thumbs   ThumbStore
+	Fetcher  Fetcher
+	Hook     CompletionHook
+	Webhooks Webhooks
+	Log      *slog.Logger
 
 	MaxImageBytes       int64
 	ImageLimits         imagework.Limits
@@ -512,7 +520,14 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 			boxes = append(boxes, imagework.Box{Width: sz.Width, Height: sz.Height})
 		}
 	}
-	out, extra, err := imagework.Sized(in, m.Quality, s.ImageLimits, main, boxes)
+	var out imagework.Result
+	var extra []imagework.Result
+	var thumb []byte
+	if s.Thumbs != nil {
+		out, extra, thumb, err = imagework.SizedWithThumbnail(in, m.Quality, s.ImageLimits, main, boxes, ThumbSide)
+	} else {
+		out, extra, err = imagework.Sized(in, m.Quality, s.ImageLimits, main, boxes)
+	}
 	if err != nil {
 		return batch.ImageResult{}, err
 	}
@@ -521,7 +536,11 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 		State: batch.ImageDone, Object: batch.ObjectName(m.RequestID, m.Image), InputBytes: int64(len(in)), OutBytes: int64(len(out.JPEG)),
 		KeptInput: out.KeptInput, Codec: out.Path, Format: out.Format, Width: out.Width, Height: out.Height,
 	}
-	// The extra outputs first: once the main output exists, so do they.
+	// The thumbnail and the extra outputs first: once the main output
+	// exists, so do they.
+	if thumb != nil {
+		res.Thumb = s.storeThumb(ctx, m, thumb)
+	}
 	for i, e := range extra {
 		sz := m.Sizing.Sizes[i]
 		o := batch.SizeOutput{Name: sz.Name, Object: batch.SizeObjectName(m.RequestID, m.Image, sz.Name), Width: e.Width, Height: e.Height, OutBytes: int64(len(e.JPEG))}
@@ -536,6 +555,26 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 	lap(&ph.store)
 	res.FinishedAt = time.Now().UTC()
 	return res, nil
+}
+
+// ThumbSide is the longest side of an image's thumbnail, in pixels. The
+// thumbnail is made with the outputs, from their decode, at the request's
+// quality (imagework.SizedWithThumbnail); it shows what the output shows,
+// so the status page needs no other picture of the image.
+const ThumbSide = 160
+
+// storeThumb stores an image's thumbnail in the private store and returns
+// its object name, or "" when it could not be stored. The thumbnail is not
+// the product: a failure that outlasts the retries is logged, and the image
+// is stored and counted all the same (its page then shows no thumbnail),
+// rather than failed, or fetched and compressed again, for a picture of it.
+func (s *Service) storeThumb(ctx context.Context, m queue.ImageMessage, thumb []byte) string {
+	name := batch.ThumbObjectName(m.RequestID, m.Image)
+	if err := retryTransient(ctx, func() error { return s.Thumbs.Put(ctx, name, thumb) }); err != nil {
+		ImageLog(s.Log, m).Warn("storing the thumbnail", "error", err.Error())
+		return ""
+	}
+	return name
 }
 
 // checkCompletion finishes the request when m's image was the last one: the

@@ -28,6 +28,7 @@ type harness struct {
 	st       *memStore
 	msgs     []queue.ImageMessage
 	objects  sync.Map
+	thumbs   *memThumbs
 	hookRuns atomic.Int32
 	mu       sync.Mutex
 }
@@ -45,7 +46,7 @@ func newHarnessPhoto(t *testing.T) []byte {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	photo := newHarnessPhoto(t)
-	h := &harness{t: t, st: newMemStore()}
+	h := &harness{t: t, st: newMemStore(), thumbs: newMemThumbs()}
 	h.svc = &pipeline.Service{
 		Requests: h.st, Results: h.st, Completions: h.st, WebhookLog: h.st, Sweeps: h.st,
 		Publisher: &publisher{PublishAllFn: func(_ context.Context, msgs []queue.ImageMessage) ([]int, error) {
@@ -58,6 +59,7 @@ func newHarness(t *testing.T) *harness {
 			h.objects.Store(name, len(data))
 			return nil
 		}},
+		Thumbs:  h.thumbs,
 		Fetcher: &fetcher{FetchFn: func(context.Context, string, int64) ([]byte, error) { return photo, nil }},
 		Hook: &hook{RequestFinishedFn: func(context.Context, batch.Request, batch.Counts) error {
 			h.hookRuns.Add(1)
