@@ -3,8 +3,10 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -260,4 +262,106 @@ func TestLongRetryAfterEndsWithAReason(t *testing.T) {
 		}
 		h.checkFinished(r, 0, 1, batch.Failed)
 	})
+}
+
+// lookups is a Resolver with fixed answers that says on its channel which
+// name each lookup was for.
+type lookups struct {
+	addrs map[string]netip.Addr
+	seen  chan string
+}
+
+func (l lookups) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	l.seen <- host
+	if a, ok := l.addrs[host]; ok {
+		return []netip.Addr{a}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// With the real fetcher, one compression slot (two fetch slots) and one
+// fetch a host: four images of a host that is slow to answer queue behind
+// its per-host cap without taking the instance's slots, and an image of
+// another host is fetched and compressed meanwhile.
+func TestQueuedForItsHostHoldsNoSlot(t *testing.T) {
+	photo := newHarnessPhoto(t)
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	serve := func(addr string, wait bool) *httptest.Server {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Skipf("cannot listen on %s: %v", addr, err)
+		}
+		srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if wait {
+				<-release
+			}
+			_, _ = w.Write(photo)
+		})}}
+		srv.Start()
+		return srv
+	}
+	slowHost, fastHost := serve("127.0.0.1:0", true), serve("127.0.0.2:0", false)
+	defer slowHost.Close()
+	defer fastHost.Close()
+	defer free() // before the servers close, which waits for the handlers
+
+	dns := lookups{addrs: map[string]netip.Addr{"slow.example": netip.MustParseAddr("127.0.0.1"), "fast.example": netip.MustParseAddr("127.0.0.2")}, seen: make(chan string, 100)}
+	h := newHarness(t)
+	h.svc.SetConcurrency(1)
+	h.svc.Fetcher = outbound.NewClient(outbound.Options{
+		Guard: outbound.Guard{AllowLoopback: true}, Resolver: dns, Timeout: 20 * time.Second, MaxPerHost: 1,
+	})
+	port := func(s *httptest.Server) string { return s.URL[strings.LastIndex(s.URL, ":"):] }
+	var urls []string
+	for i := range 4 {
+		urls = append(urls, fmt.Sprintf("http://slow.example%s/%d.jpg", port(slowHost), i))
+	}
+	urls = append(urls, "http://fast.example"+port(fastHost)+"/0.jpg")
+	r := h.submitURLs(urls...)
+	byURL := map[string]queue.ImageMessage{}
+	for _, m := range h.msgs {
+		byURL[m.URL] = m
+	}
+	var slow sync.WaitGroup
+	for _, u := range urls[:4] {
+		slow.Go(func() {
+			err := h.deliver(byURL[u], 1)
+			// Two images that finish the request together: one waits for
+			// the other's hook (completion_pending), as in deliverAllAtOnce.
+			for a := 2; err != nil && fault.ReasonOf(err) == "completion_pending" && a <= 6; a++ {
+				time.Sleep(50 * time.Millisecond)
+				err = h.deliver(byURL[u], a)
+			}
+			if err != nil {
+				t.Errorf("%s: %v", u, err)
+			}
+		})
+	}
+	// Every slow image has looked its host up, the step before its
+	// per-host slot: one is at the host, three wait for it. Had they taken
+	// the instance's slots first, two would not get this far.
+	for n, timeout := 0, time.After(10*time.Second); n < 4; {
+		select {
+		case host := <-dns.seen:
+			if host == "slow.example" {
+				n++
+			}
+		case <-timeout:
+			t.Fatalf("%d of 4 images of the slow host reached its per-host cap: the others wait for a slot of the instance", n)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fast := byURL[urls[4]]
+	if err := h.svc.Compress(ctx, fast, 1); err != nil {
+		t.Fatalf("an image of another host while the slow host's queue: %v", err)
+	}
+	if res, ok := h.st.result(r.ID, fast.Image); !ok || res.State != batch.ImageDone {
+		t.Errorf("the other host's image: %+v (recorded %v), want done", res, ok)
+	}
+	free()
+	slow.Wait()
+	h.checkFinished(r, 5, 0, batch.Completed)
 }
