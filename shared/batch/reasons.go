@@ -18,6 +18,9 @@ const (
 	ReasonDNSNotFound       = "dns_not_found"
 	ReasonConnectionFailed  = "connection_failed"
 	ReasonCanceled          = "canceled"
+	// ReasonHostThrottled: the image host asked imgpipe to wait (429 or
+	// 503 with Retry-After) longer in all than an image may wait.
+	ReasonHostThrottled = "host_throttled"
 
 	// Decoding (shared/imagework).
 	ReasonNotAnImage        = "not_an_image"
@@ -43,7 +46,7 @@ const (
 var Reasons = []string{
 	ReasonHTTPPrefix + "NNN",
 	ReasonBlockedAddress, ReasonUnsupportedScheme, ReasonFetchTooLarge, ReasonTimeout, ReasonTooManyRedirects,
-	ReasonDNSNotFound, ReasonConnectionFailed, ReasonCanceled,
+	ReasonDNSNotFound, ReasonConnectionFailed, ReasonCanceled, ReasonHostThrottled,
 	ReasonNotAnImage, ReasonUnsupportedFormat, ReasonTooManyPixels, ReasonTooLargeDimension, ReasonCorruptImage,
 	ReasonStorageUnavailable, ReasonPublishFailed, ReasonDeadLettered, ReasonStalled, ReasonInternal,
 }
@@ -58,6 +61,7 @@ var reasonTexts = map[string]string{
 	ReasonDNSNotFound:        "The host name does not exist.",
 	ReasonConnectionFailed:   "The image host refused or dropped the connection.",
 	ReasonCanceled:           "The image ran out of time before it was done.",
+	ReasonHostThrottled:      "The image host kept asking imgpipe to come back later, for longer than an image may wait.",
 	ReasonNotAnImage:         "The link does not lead to an image.",
 	ReasonUnsupportedFormat:  "The image is in a format imgpipe does not read (it reads JPEG, PNG, GIF and WebP).",
 	ReasonTooManyPixels:      "The image has more pixels than the limit.",

@@ -102,7 +102,7 @@ var Variables = []Variable{
 	{"IMGPIPE_ALLOW_ADDRESSES", "", "CIDR prefixes fetched even though private (e.g. an internal image host); empty by default"},
 	{"IMGPIPE_ALLOWED_PORTS", "80,443,8080,8443", "ports image and webhook URLs may use (allowed addresses: any)"},
 	{"IMGPIPE_FETCH_TIMEOUT", "20s", "whole fetch of one image, body included"},
-	{"IMGPIPE_MAX_FETCHES_PER_HOST", "4", "fetches in flight to one image host from one instance; a 429 or 503 with Retry-After is waited for"},
+	{"IMGPIPE_MAX_FETCHES_PER_HOST", "4", "fetches in flight to one image host (the address dialled, however the URL spells it) from one instance; a 429 or 503 with Retry-After is waited for, at most 2 min in all per image (then host_throttled)"},
 	{"IMGPIPE_CONTACT_URL", "https://github.com/imgpipe/imgpipe", "where image hosts reach the operator: fetches send User-Agent imgpipe/1 (+URL)"},
 	{"IMGPIPE_MAX_IMAGE_BYTES", itoa(batch.DefaultImageLimits.MaxBytes), "largest image fetched (25 MiB)"},
 	{"IMGPIPE_MAX_PIXELS", itoa(batch.DefaultImageLimits.MaxPixels), "largest image decoded, width × height"},

@@ -147,6 +147,8 @@ func (g Guard) dialContext(r Resolver, d *net.Dialer) func(ctx context.Context, 
 		var ips []netip.Addr
 		if ip, err := netip.ParseAddr(host); err == nil {
 			ips = []netip.Addr{ip}
+		} else if pinned, ok := ctx.Value(resolvedKey{}).(resolvedHost); ok && pinned.host == normalHost(host) {
+			ips = pinned.ips // looked up once, to key the per-host slot on
 		} else if ips, err = r.LookupNetIP(ctx, "ip", host); err != nil {
 			return nil, err
 		}
@@ -192,7 +194,11 @@ type Options struct {
 	UserAgent    string
 	Resolver     Resolver // net.DefaultResolver when nil
 	// MaxPerHost bounds this client's fetches in flight to one host; 0
-	// means no bound. Image hosts answer bursts with 429s.
+	// means no bound. Image hosts answer bursts with 429s. A host is the
+	// address dialled (the first address its name resolves to, and the
+	// port), so spellings of one host (case, a trailing dot, a default
+	// port, an IP literal, another name for the same address) share its
+	// slots.
 	MaxPerHost int
 }
 
@@ -211,12 +217,56 @@ type hostSlots struct {
 	users int // fetches holding or waiting for a slot; the entry goes at 0
 }
 
+// resolvedKey is the context key of a resolvedHost.
+type resolvedKey struct{}
+
+// resolvedHost is what a fetch looked its host up as: the dialer dials
+// these addresses for that host instead of looking it up again, so the
+// address the per-host slot is keyed on is the address dialled.
+type resolvedHost struct {
+	host string // normalHost
+	ips  []netip.Addr
+}
+
+// normalHost is a host name as DNS reads it: lower case, no trailing dot.
+func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
+
+// hostKey is the address a fetch of u dials: its first address (as the
+// dialer tries them in order) and its port, the scheme's default when the
+// URL has none. ctx carries the lookup, so the dialer uses the same
+// addresses. IP literals are keyed as themselves (an IPv4-mapped IPv6
+// address as its IPv4 form).
+func (c *Client) hostKey(ctx context.Context, u *url.URL) (key string, _ context.Context, err error) {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", ctx, fault.New(fault.Permanent, "invalid_url", "invalid port %q", port)
+	}
+	host := normalHost(u.Hostname())
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ips, err := c.opts.Resolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return "", ctx, classify(err)
+		}
+		if len(ips) == 0 {
+			return "", ctx, classify(&net.DNSError{Err: "no addresses", Name: host, IsNotFound: true})
+		}
+		ctx = context.WithValue(ctx, resolvedKey{}, resolvedHost{host: host, ips: ips})
+		ip = ips[0]
+	}
+	return netip.AddrPortFrom(ip.Unmap().WithZone(""), uint16(p)).String(), ctx, nil
+}
+
 // acquire takes a slot for host, waiting while all are in use; release
 // gives it back.
 func (c *Client) acquire(ctx context.Context, host string) (release func(), err error) {
-	if c.opts.MaxPerHost <= 0 {
-		return func() {}, nil
-	}
 	c.mu.Lock()
 	h := c.hosts[host]
 	if h == nil {
@@ -287,6 +337,14 @@ func (c *Client) HTTPClient() *http.Client { return c.hc }
 // Fetch GETs rawURL and returns at most maxBytes of body; more is a
 // permanent too_large failure, detected while streaming.
 func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]byte, error) {
+	return c.FetchAdmitted(ctx, rawURL, maxBytes, nil)
+}
+
+// FetchAdmitted is Fetch that calls admit, when not nil, once the host has
+// a slot for it and just before the request goes out: a fetch queued
+// behind its host's other fetches holds nothing admit hands out. An error
+// from admit ends the fetch with that error.
+func (c *Client) FetchAdmitted(ctx context.Context, rawURL string, maxBytes int64, admit func(context.Context) error) ([]byte, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fault.New(fault.Permanent, "invalid_url", "invalid URL: %v", err)
@@ -294,17 +352,29 @@ func (c *Client) Fetch(ctx context.Context, rawURL string, maxBytes int64) ([]by
 	if err := c.opts.Guard.CheckURL(u); err != nil {
 		return nil, err
 	}
+	if c.opts.MaxPerHost > 0 {
+		key, kctx, err := c.hostKey(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		release, err := c.acquire(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		ctx = kctx
+	}
+	if admit != nil {
+		if err := admit(ctx); err != nil {
+			return nil, err
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fault.New(fault.Permanent, "invalid_url", "invalid URL: %v", err)
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
 	req.Header.Set("Accept", "image/jpeg,image/png,image/webp,image/gif;q=0.9,*/*;q=0.1")
-	release, err := c.acquire(ctx, u.Host)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, classify(err)

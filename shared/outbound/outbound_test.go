@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +167,132 @@ func TestGuardTable(t *testing.T) {
 		if err := (Guard{}).CheckAddr(netip.MustParseAddr(public), 443); err != nil {
 			t.Errorf("public %s refused: %v", public, err)
 		}
+	}
+}
+
+// Spellings of one address are one host to the per-host cap: case, a
+// trailing dot, a default port, an IP literal, another name for it. A
+// different port or address is another host.
+func TestHostKeyIsTheAddressDialled(t *testing.T) {
+	dns := fakeDNS{
+		"img.example":   {netip.MustParseAddr("93.184.215.14"), netip.MustParseAddr("93.184.215.15")},
+		"cdn.example":   {netip.MustParseAddr("93.184.215.14")}, // a CNAME, as the resolver answers it
+		"other.example": {netip.MustParseAddr("93.184.215.15")},
+		"v6.example":    {netip.MustParseAddr("2001:4860:4860::8888")},
+	}
+	c := NewClient(Options{Resolver: dns, MaxPerHost: 1})
+	key := func(raw string) string {
+		t.Helper()
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _, err := c.hostKey(context.Background(), u)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		return k
+	}
+	for want, spellings := range map[string][]string{
+		"93.184.215.14:443": {"https://img.example/a.jpg", "https://IMG.Example./a.jpg", "https://img.example:443/a.jpg",
+			"https://cdn.example/b.jpg", "https://93.184.215.14/c.jpg", "https://[::ffff:93.184.215.14]/c.jpg"},
+		"93.184.215.14:80":           {"http://img.example/a.jpg", "http://img.example:80/a.jpg", "HTTP://CDN.EXAMPLE./x"},
+		"93.184.215.14:8080":         {"http://img.example:8080/a.jpg"},
+		"93.184.215.15:443":          {"https://other.example/a.jpg"},
+		"[2001:4860:4860::8888]:443": {"https://v6.example/a.jpg", "https://[2001:4860:4860:0::8888]:443/"},
+	} {
+		for _, s := range spellings {
+			if got := key(s); got != want {
+				t.Errorf("%s is keyed %s, want %s", s, got, want)
+			}
+		}
+	}
+	u, _ := url.Parse("https://missing.example/a.jpg")
+	if _, _, err := c.hostKey(context.Background(), u); fault.ReasonOf(err) != ReasonDNS {
+		t.Errorf("a name that does not resolve: %v, want %s", err, ReasonDNS)
+	}
+}
+
+// countingDNS is fakeDNS that counts its lookups.
+type countingDNS struct {
+	fakeDNS
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingDNS) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.fakeDNS.LookupNetIP(ctx, network, host)
+}
+
+// Three spellings of one loopback server, fetched at once with a cap of
+// one fetch a host: the server never sees two at once, and the other two
+// wait under one key. The name is looked up once per fetch: the dialer
+// dials what the slot was keyed on.
+func TestPerHostCapSharedBySpellings(t *testing.T) {
+	var inHandler, peak atomic.Int32
+	entered := make(chan struct{}, 3)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inHandler.Add(1)
+		defer inHandler.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		entered <- struct{}{}
+		<-release
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free() // before srv.Close, which waits for the handlers
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	dns := &countingDNS{fakeDNS: fakeDNS{
+		"img.example": {netip.MustParseAddr("127.0.0.1")},
+		"cdn.example": {netip.MustParseAddr("127.0.0.1")},
+	}}
+	c := NewClient(Options{Guard: Guard{AllowLoopback: true}, Resolver: dns, Timeout: 10 * time.Second, MaxPerHost: 1})
+	urls := []string{"http://IMG.example.:" + port + "/a", "http://cdn.example:" + port + "/b", "http://127.0.0.1:" + port + "/c"}
+	var wg sync.WaitGroup
+	for _, u := range urls {
+		wg.Go(func() {
+			if b, err := c.Fetch(context.Background(), u, 100); err != nil || string(b) != "ok" {
+				t.Errorf("%s: %q, %v", u, b, err)
+			}
+		})
+	}
+	<-entered
+	// Every fetch is now in the handler or waiting for a slot: wait until
+	// the client's table says so.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		users := 0
+		for _, h := range c.hosts {
+			users += h.users
+		}
+		keys := len(c.hosts)
+		c.mu.Unlock()
+		if users == len(urls) {
+			if keys != 1 {
+				t.Errorf("three spellings of one address hold %d keys, want 1", keys)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d fetches reached the client's per-host table", users, len(urls))
+		}
+	}
+	if n := inHandler.Load(); n != 1 {
+		t.Errorf("%d fetches at once reached the server, the cap is 1", n)
+	}
+	free()
+	wg.Wait()
+	if p := peak.Load(); p != 1 {
+		t.Errorf("the server saw %d fetches at once, the cap is 1", p)
+	}
+	if dns.lookups != 2 {
+		t.Errorf("%d lookups for two fetches by name, want one each", dns.lookups)
 	}
 }

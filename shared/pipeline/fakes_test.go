@@ -30,6 +30,7 @@ type memStore struct {
 	attemptLog  map[string]bool
 	updated     map[string]time.Time // a request's last counted result
 	stalls      map[string]map[batch.ImageRef]batch.ImageStall
+	hostWaits   map[string]time.Duration // by request/image
 
 	// now is the store's clock (server timestamps).
 	now func() time.Time
@@ -53,7 +54,7 @@ func newMemStore() *memStore {
 		results: map[string]map[batch.ImageRef]batch.ImageResult{}, shardDone: map[string][]int{}, shardWant: map[string][]int{},
 		attempts: map[string]map[batch.ImageRef]int{}, completions: map[string]batch.Completion{},
 		webhooks: map[string]batch.WebhookState{}, attemptLog: map[string]bool{},
-		updated: map[string]time.Time{}, stalls: map[string]map[batch.ImageRef]batch.ImageStall{},
+		updated: map[string]time.Time{}, stalls: map[string]map[batch.ImageRef]batch.ImageStall{}, hostWaits: map[string]time.Duration{},
 		now: time.Now,
 	}
 }
@@ -203,13 +204,14 @@ func (m *memStore) NoteRepublished(_ context.Context, id string, refs []batch.Im
 	return nil
 }
 
-func (m *memStore) SeenDelivery(_ context.Context, id string, ref batch.ImageRef) error {
+func (m *memStore) NoteHostWait(_ context.Context, id string, ref batch.ImageRef, d time.Duration) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.stalls[id][ref]
 	st.SeenAt = m.now()
 	m.stalls[id][ref] = st
-	return nil
+	m.hostWaits[id+"/"+ref.ID()] += d
+	return m.hostWaits[id+"/"+ref.ID()], nil
 }
 
 func (m *memStore) ImageResult(_ context.Context, id string, ref batch.ImageRef) (batch.ImageResult, bool, error) {

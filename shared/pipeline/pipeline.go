@@ -91,6 +91,14 @@ type Fetcher interface {
 	Fetch(ctx context.Context, url string, maxBytes int64) ([]byte, error)
 }
 
+// AdmittingFetcher is a Fetcher that waits for its host's turn (its
+// per-host cap) before it calls admit, once, just before the request goes
+// out: a fetch queued behind its host then holds none of the instance's
+// fetch slots. The pipeline uses FetchAdmitted when its Fetcher has it.
+type AdmittingFetcher interface {
+	FetchAdmitted(ctx context.Context, url string, maxBytes int64, admit func(context.Context) error) ([]byte, error)
+}
+
 // CompletionHook is told once that a request finished (the webhook goes
 // out from here). It must be idempotent: after a crash it may run again.
 type CompletionHook interface {
@@ -124,17 +132,39 @@ type Service struct {
 	// FetchBudget is the most one fetch can take (the fetcher's timeout):
 	// a retry starts only if the delivery has that much time left.
 	FetchBudget time.Duration
+	// MaxHostWait caps the time one image waits for image hosts that asked
+	// to be left alone (429 or 503 with Retry-After), summed over its
+	// deliveries; past it the image is recorded failed (host_throttled).
+	// Zero means DefaultMaxHostWait.
+	MaxHostWait time.Duration
 	// HookGrace is how long a completion's hook may stay unconfirmed before
 	// a redelivery fires it again (its first firer presumably died).
 	HookGrace time.Duration
 	// SweepSettings govern Sweep.
 	SweepSettings SweepSettings
-	// sem bounds concurrent compressions on this instance.
+	// sem bounds concurrent compressions on this instance: the memory and
+	// CPU of decoding and encoding. An image takes a compression slot only
+	// once its bytes are fetched, so an image whose host makes it wait
+	// holds none.
 	sem chan struct{}
+	// fetching bounds the images this instance fetches or holds fetched
+	// bytes of (up to MaxImageBytes each): taken just before each fetch
+	// try, given back when the try fails (so no wait for a host holds
+	// one), else kept until the image is done. Twice the compression
+	// slots, so fetches overlap compressions.
+	fetching chan struct{}
 }
 
-// SetConcurrency bounds how many images this instance compresses at once.
-func (s *Service) SetConcurrency(n int) { s.sem = make(chan struct{}, max(1, n)) }
+// DefaultMaxHostWait is MaxHostWait when it is zero.
+const DefaultMaxHostWait = 2 * time.Minute
+
+// SetConcurrency bounds how many images this instance compresses at once
+// (n), and how many it fetches or holds fetched (2n).
+func (s *Service) SetConcurrency(n int) {
+	n = max(1, n)
+	s.sem = make(chan struct{}, n)
+	s.fetching = make(chan struct{}, 2*n)
+}
 
 // NewRequestID returns an unguessable ID: 128 random bits, base32.
 func NewRequestID() string {
@@ -331,13 +361,6 @@ func (s *Service) Compress(ctx context.Context, m queue.ImageMessage, attempt in
 		last := s.lastAttempt(attempt)
 		if fault.Retryable(err) && !last {
 			log.Warn("image failed, will retry", "reason", fault.ReasonOf(err), "error", err.Error())
-			if retryAfterOf(err) > 0 {
-				// A host asked to wait: no failure was counted, so tell the
-				// sweep that this image's delivery is alive.
-				if err := s.Sweeps.SeenDelivery(ctx, m.RequestID, m.Image); err != nil {
-					log.Warn("recording a throttled delivery", "error", err.Error())
-				}
-			}
 			return err
 		}
 		res = batch.ImageResult{State: batch.ImageFailed, Reason: fault.ReasonOf(err), Error: err.Error(), Attempt: attempt, FinishedAt: time.Now().UTC()}
@@ -423,40 +446,116 @@ func (s *Service) lastAttempt(n int) bool {
 // the whole subscription.
 //
 // A host that asks to be left alone (429 or 503 with Retry-After) is
-// waited for, within the delivery's time, and the wait is no failed
-// attempt; a longer wait becomes a redelivery.
-func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) ([]byte, error) {
+// waited for, and the wait is no failed attempt. Every wait is added to
+// the image's record (Sweeps.NoteHostWait, which also tells the sweep the
+// delivery is alive), and once the sum over its deliveries would pass
+// MaxHostWait the image fails with reason host_throttled: a Retry-After
+// longer than the cap fails it at once. A wait within the cap but longer
+// than this delivery has time for is charged in full and becomes a
+// redelivery; Pub/Sub may bring it back sooner than the host asked, but
+// each redelivery the host sends away again is charged again, so a host
+// that keeps asking costs at most a few deliveries, never a nack loop that
+// ends dead-lettered.
+//
+// No wait holds a slot: a fetch try takes a fetch slot (s.fetching) and
+// gives it back when it fails; on success the slot is kept, and release
+// gives it back once the image is done.
+func (s *Service) fetch(ctx context.Context, m queue.ImageMessage, a *attempts) (in []byte, release func(), err error) {
 	delay := time.Second
+	var waited time.Duration // this delivery's waits for the host
 	for {
 		a.counted = false
-		in, err := s.Fetcher.Fetch(ctx, m.URL, s.MaxImageBytes)
+		in, release, err = s.fetchOnce(ctx, m.URL)
 		if err == nil || !fault.Retryable(err) || ctx.Err() != nil {
-			return in, err
+			return in, release, err
 		}
 		wait := retryAfterOf(err)
 		throttled := wait > 0
 		if throttled {
 			a.counted = true // asked to wait, not failed
+			waited += wait
+			if err := s.noteHostWait(ctx, m, wait, waited, err); err != nil {
+				return nil, nil, err
+			}
 		} else {
 			wait = delay
 			s.countAttempt(ctx, m, a)
 			if s.lastAttempt(a.n) {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+s.FetchBudget {
-			return nil, err
+			return nil, nil, err
 		}
 		ImageLog(s.Log, m).Warn("fetch failed, retrying", "attempt", a.n, "reason", fault.ReasonOf(err), "error", err.Error(), "retryIn", wait.String(), "throttled", throttled)
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, nil, err
 		case <-time.After(wait):
 		}
 		if !throttled {
 			delay = min(2*delay, 8*time.Second)
 		}
 	}
+}
+
+// noteHostWait adds wait, which a host asked for, to the image's waits and
+// returns a permanent host_throttled failure when they would pass the cap.
+// waited is this delivery's waits, wait included, the sum used when the
+// record fails; cause is the host's answer.
+func (s *Service) noteHostWait(ctx context.Context, m queue.ImageMessage, wait, waited time.Duration, cause error) error {
+	limit := s.MaxHostWait
+	if limit <= 0 {
+		limit = DefaultMaxHostWait
+	}
+	if wait > limit {
+		return fault.Wrap(fault.Permanent, batch.ReasonHostThrottled, cause,
+			"the image host asked to wait %s (Retry-After); an image waits at most %s for its host", wait, limit)
+	}
+	total, err := s.Sweeps.NoteHostWait(ctx, m.RequestID, m.Image, wait)
+	if err != nil {
+		ImageLog(s.Log, m).Warn("recording a wait for the image host", "error", err.Error())
+	}
+	if total = max(total, waited); total > limit {
+		return fault.Wrap(fault.Permanent, batch.ReasonHostThrottled, cause,
+			"the image host asked to wait %s more (Retry-After) after %s of waits; an image waits at most %s for its host", wait, total-wait, limit)
+	}
+	return nil
+}
+
+// fetchOnce is one fetch try inside a fetch slot: taken when the host lets
+// the fetch through (AdmittingFetcher) or else before it, given back when
+// the try fails; on success release gives it back.
+func (s *Service) fetchOnce(ctx context.Context, url string) (in []byte, release func(), err error) {
+	held := false
+	admit := func(ctx context.Context) error {
+		if s.fetching == nil {
+			return nil
+		}
+		select {
+		case s.fetching <- struct{}{}:
+			held = true
+			return nil
+		case <-ctx.Done():
+			return fault.Wrap(fault.Transient, batch.ReasonCanceled, ctx.Err(), "waiting for a fetch slot")
+		}
+	}
+	release = func() {
+		if held {
+			held = false
+			<-s.fetching
+		}
+	}
+	if af, ok := s.Fetcher.(AdmittingFetcher); ok {
+		in, err = af.FetchAdmitted(ctx, url, s.MaxImageBytes, admit)
+	} else if err = admit(ctx); err == nil {
+		in, err = s.Fetcher.Fetch(ctx, url, s.MaxImageBytes)
+	}
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return in, release, nil
 }
 
 // ImageLog is l for the lines of one image: its request ID, image ID and,
@@ -498,6 +597,14 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 		now := time.Now()
 		*d, t = now.Sub(t), now
 	}
+	// Fetched first, then compressed in a compression slot: no wait for a
+	// host holds one (see fetch for the fetch slot the bytes are held in).
+	in, release, err := s.fetch(ctx, m, a)
+	if err != nil {
+		return batch.ImageResult{}, err
+	}
+	defer release()
+	lap(&ph.fetch)
 	if s.sem != nil {
 		select {
 		case s.sem <- struct{}{}:
@@ -507,11 +614,6 @@ func (s *Service) process(ctx context.Context, m queue.ImageMessage, a *attempts
 		}
 	}
 	lap(&ph.slot)
-	in, err := s.fetch(ctx, m, a)
-	if err != nil {
-		return batch.ImageResult{}, err
-	}
-	lap(&ph.fetch)
 	var main imagework.Box
 	var boxes []imagework.Box
 	if z := m.Sizing; z != nil {

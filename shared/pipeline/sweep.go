@@ -20,9 +20,10 @@ type Sweeps interface {
 	ImageStalls(ctx context.Context, id string, refs []batch.ImageRef) ([]batch.ImageStall, error)
 	// NoteRepublished records that the images were republished at at.
 	NoteRepublished(ctx context.Context, id string, refs []batch.ImageRef, at time.Time) error
-	// SeenDelivery records that a delivery of the image is alive (it waits
-	// for a host that asked it to) though it counted no failure.
-	SeenDelivery(ctx context.Context, id string, ref batch.ImageRef) error
+	// NoteHostWait records that a delivery of the image waits d for a host
+	// that asked it to: the delivery is alive though it counted no failure.
+	// It returns the image's waits so far, d included, across deliveries.
+	NoteHostWait(ctx context.Context, id string, ref batch.ImageRef, d time.Duration) (total time.Duration, err error)
 }
 
 // SweepSettings say when a request counts as stalled and what the sweep

@@ -380,15 +380,24 @@ type attemptsDoc struct {
 	Failures    int       `firestore:"failures"`
 	SeenAt      time.Time `firestore:"seenAt"`
 	Republished int       `firestore:"republished"`
+	// HostWaitMs sums the waits image hosts asked for (Retry-After).
+	HostWaitMs int64 `firestore:"hostWaitMs"`
 }
 
-// SeenDelivery records that a delivery of the image is alive.
-func (s *Store) SeenDelivery(ctx context.Context, id string, ref batch.ImageRef) error {
+// NoteHostWait adds d to the image's waits for its host, records that a
+// delivery of it is alive, and returns the waits so far.
+func (s *Store) NoteHostWait(ctx context.Context, id string, ref batch.ImageRef, d time.Duration) (time.Duration, error) {
 	doc := s.req(id).Collection(colAttempts).Doc(ref.ID())
-	if _, err := doc.Set(ctx, map[string]any{"seenAt": firestore.ServerTimestamp}, firestore.MergeAll); err != nil {
-		return fault.Wrap(fault.Transient, "store_unavailable", err, "recording a delivery of %s/%s", id, ref.ID())
+	if _, err := doc.Set(ctx, map[string]any{"hostWaitMs": firestore.Increment(d.Milliseconds()), "seenAt": firestore.ServerTimestamp}, firestore.MergeAll); err != nil {
+		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "recording a wait for the host of %s/%s", id, ref.ID())
 	}
-	return nil
+	snap, err := doc.Get(ctx)
+	if err != nil {
+		return 0, fault.Wrap(fault.Transient, "store_unavailable", err, "reading the waits for the host of %s/%s", id, ref.ID())
+	}
+	v, _ := snap.DataAt("hostWaitMs")
+	ms, _ := v.(int64)
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // ImageStalls reads what is known of each image's deliveries, in the order

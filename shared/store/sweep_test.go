@@ -66,7 +66,7 @@ func TestFinishCopiesCountsEachImageOnce(t *testing.T) {
 
 // The sweep's records: unfinished requests are listed, a republishing is
 // counted and dates the image, a counted failure or a throttled delivery
-// dates it too.
+// dates it too, and a throttled delivery's waits add up.
 func TestSweepRecords(t *testing.T) {
 	t.Parallel()
 	st := open(t)
@@ -100,8 +100,14 @@ func TestSweepRecords(t *testing.T) {
 	if _, err := st.CountAttempt(ctx, r.ID, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SeenDelivery(ctx, r.ID, c); err != nil {
-		t.Fatal(err)
+	for i, want := range []time.Duration{1500 * time.Millisecond, 4 * time.Second} {
+		total, err := st.NoteHostWait(ctx, r.ID, c, []time.Duration{1500 * time.Millisecond, 2500 * time.Millisecond}[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if total != want {
+			t.Errorf("waits for the host after wait %d: %s, want %s", i+1, total, want)
+		}
 	}
 	stalls, err := st.ImageStalls(ctx, r.ID, []batch.ImageRef{a, b, c, {Product: 9}})
 	if err != nil {
