@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -244,9 +245,11 @@ func readSubmission(r *http.Request, lim batch.Limits, add func(batch.Product) e
 	case "application/json":
 		return batch.ParseJSON(r.Body, lim)
 	case "text/csv", "application/csv", "text/plain":
-		q := r.URL.Query()
-		return csvSubmission(r.Body, csvOptions{webhookURL: q.Get("webhookUrl"), quality: q.Get("quality"),
-			maxWidth: q.Get("maxWidth"), maxHeight: q.Get("maxHeight"), sizes: q.Get("sizes")}, lim, add)
+		opts, err := queryOptions(r.URL.RawQuery)
+		if err != nil {
+			return batch.Submission{}, err
+		}
+		return csvSubmission(r.Body, opts, lim, add)
 	case "multipart/form-data":
 		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim, add)
 	default:
@@ -263,11 +266,43 @@ type csvOptions struct {
 
 // optionFields are the form fields csvOptions come from.
 var optionFields = map[string]func(*csvOptions) *string{
-	"webhookUrl": func(o *csvOptions) *string { return &o.webhookURL },
-	"quality":    func(o *csvOptions) *string { return &o.quality },
-	"maxWidth":   func(o *csvOptions) *string { return &o.maxWidth },
-	"maxHeight":  func(o *csvOptions) *string { return &o.maxHeight },
-	"sizes":      func(o *csvOptions) *string { return &o.sizes },
+	batch.OptWebhookURL: func(o *csvOptions) *string { return &o.webhookURL },
+	batch.OptQuality:    func(o *csvOptions) *string { return &o.quality },
+	batch.OptMaxWidth:   func(o *csvOptions) *string { return &o.maxWidth },
+	batch.OptMaxHeight:  func(o *csvOptions) *string { return &o.maxHeight },
+	batch.OptSizes:      func(o *csvOptions) *string { return &o.sizes },
+}
+
+// queryOptions reads the options of a query, as url.Values.Get would (the
+// first of a name counts, other names are ignored), but a value is looked
+// at in place and unescaped only when it is within three times its bound
+// (percent-encoded, it can be no longer), so nothing is allocated for a
+// value past it.
+func queryOptions(raw string) (csvOptions, error) {
+	var o csvOptions
+	seen := map[string]bool{}
+	for raw != "" {
+		var pair, k, v string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, _ = strings.Cut(pair, "=")
+		if len(k) > 64 {
+			continue // no option's name, even percent-encoded
+		}
+		name, err := url.QueryUnescape(k)
+		field, ok := optionFields[name]
+		if err != nil || !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if len(v) > 3*batch.OptionBound(name) {
+			return csvOptions{}, batch.TooLong(name).Fault()
+		}
+		if *field(&o), err = url.QueryUnescape(v); err != nil {
+			return csvOptions{}, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options",
+				Details: []string{fmt.Sprintf("%s: the query value is not validly percent-encoded: %v", name, err)}}
+		}
+	}
+	return o, nil
 }
 
 // submission validates the options that come beside a CSV, reporting
@@ -332,9 +367,14 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.
 				_, _ = io.Copy(io.Discard, part)
 				continue
 			}
-			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			// One byte past the bound tells a value that is too long
+			// from one that just fits, without reading the rest.
+			b, err := io.ReadAll(io.LimitReader(part, int64(batch.OptionBound(name))+1))
 			if err != nil {
 				return batch.Submission{}, fault.New(fault.Invalid, "", "reading field %q: %v", name, err)
+			}
+			if len(b) > batch.OptionBound(name) {
+				return batch.Submission{}, batch.TooLong(name).Fault()
 			}
 			*field(&opts) = strings.TrimSpace(string(b))
 		}

@@ -266,12 +266,18 @@ type jsonUpload struct {
 
 // ParseJSON reads {"products":[{"serialNumber","productName","inputUrls":[…]}],
 // "webhookUrl","quality","maxWidth","maxHeight","sizes"}. serialNumber may
-// be a string or a number; the sizing options are SizingFromJSON's.
+// be a string or a number; the sizing options are SizingFromJSON's. Every
+// member but "products" is refused as soon as it passes its bound
+// (OptionBound), before more of it is read.
 func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&boundedMembers{r: r})
 	dec.DisallowUnknownFields()
 	var in jsonUpload
 	if err := dec.Decode(&in); err != nil {
+		var long *OptionTooLong
+		if errors.As(err, &long) {
+			return Submission{}, long.Fault()
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return Submission{}, fault.New(fault.TooLarge, "", "the upload is larger than %d bytes (the limit)", mbe.Limit)
@@ -349,6 +355,9 @@ func serialString(raw json.RawMessage) (string, error) {
 
 // ParseQuality reads a JPEG quality 1..100; empty means DefaultQuality.
 func ParseQuality(s string) (int, error) {
+	if len(s) > OptionBound(OptQuality) {
+		return 0, fmt.Errorf("longer than %d bytes (the limit of this option)", OptionBound(OptQuality))
+	}
 	if s == "" || s == "null" {
 		return DefaultQuality, nil
 	}

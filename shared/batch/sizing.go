@@ -85,17 +85,24 @@ func SizeObjectName(requestID string, ref ImageRef, name string) string {
 
 // ParseSizing reads the sizing options of a CSV upload, as query or form
 // fields: maxWidth and maxHeight (whole numbers; empty for none) and sizes
-// (ParseSizes). Every problem is reported, each naming its field.
+// (ParseSizes). Every problem is reported, each naming its field; a value
+// longer than its bound (OptionBound) is not read.
 func ParseSizing(maxWidth, maxHeight, sizes string) (Sizing, []string) {
 	var s Sizing
 	var probs []string
-	var err error
-	if s.MaxWidth, err = parseSide(maxWidth); err != nil {
-		probs = append(probs, "maxWidth: "+err.Error())
+	side := func(option, v string) int {
+		err := checkLength(option, len(v))
+		if err == nil {
+			var n int
+			if n, err = parseSide(v); err == nil {
+				return n
+			}
+			err = fmt.Errorf("%s: %w", option, err)
+		}
+		probs = append(probs, err.Error())
+		return 0
 	}
-	if s.MaxHeight, err = parseSide(maxHeight); err != nil {
-		probs = append(probs, "maxHeight: "+err.Error())
-	}
+	s.MaxWidth, s.MaxHeight = side(OptMaxWidth, maxWidth), side(OptMaxHeight, maxHeight)
 	var sp []string
 	s.Sizes, sp = ParseSizes(sizes)
 	return s, append(probs, sp...)
@@ -107,16 +114,23 @@ func ParseSizing(maxWidth, maxHeight, sizes string) (Sizing, []string) {
 func SizingFromJSON(maxWidth, maxHeight, sizes json.RawMessage) (Sizing, []string) {
 	var s Sizing
 	var probs []string
-	side := func(field string, raw json.RawMessage) int {
-		n, err := parseSide(jsonScalar(raw))
-		if err != nil {
-			probs = append(probs, field+": "+err.Error())
+	side := func(option string, raw json.RawMessage) int {
+		err := checkLength(option, len(raw))
+		if err == nil {
+			var n int
+			if n, err = parseSide(jsonScalar(raw)); err == nil {
+				return n
+			}
+			err = fmt.Errorf("%s: %w", option, err)
 		}
-		return n
+		probs = append(probs, err.Error())
+		return 0
 	}
-	s.MaxWidth, s.MaxHeight = side("maxWidth", maxWidth), side("maxHeight", maxHeight)
+	s.MaxWidth, s.MaxHeight = side(OptMaxWidth, maxWidth), side(OptMaxHeight, maxHeight)
 	raw := bytes.TrimSpace(sizes)
 	switch {
+	case checkLength(OptSizes, len(sizes)) != nil:
+		probs = append(probs, checkLength(OptSizes, len(sizes)).Error())
 	case len(raw) == 0 || string(raw) == "null":
 	case raw[0] == '"':
 		var str string
@@ -140,8 +154,12 @@ func SizingFromJSON(maxWidth, maxHeight, sizes json.RawMessage) (Sizing, []strin
 // ParseSizes reads extra output sizes: empty for none; a JSON array of
 // {"name","width","height"} objects; or the short form, comma-separated
 // name:WIDTH, name:WIDTHxHEIGHT or name:xHEIGHT entries, as in
-// "thumb:200,medium:800x800".
+// "thumb:200,medium:800x800". A value longer than its bound (OptionBound)
+// is refused unread.
 func ParseSizes(s string) ([]Size, []string) {
+	if err := checkLength(OptSizes, len(s)); err != nil {
+		return nil, []string{err.Error()}
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, nil
