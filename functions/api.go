@@ -307,7 +307,7 @@ func queryOptions(raw string) (csvOptions, error) {
 
 // submission validates the options that come beside a CSV, reporting
 // every problem at once.
-func (o csvOptions) submission() (batch.Submission, error) {
+func (o csvOptions) submission(lim batch.Limits) (batch.Submission, error) {
 	var problems []string
 	q, err := batch.ParseQuality(o.quality)
 	if err != nil {
@@ -317,6 +317,11 @@ func (o csvOptions) submission() (batch.Submission, error) {
 		problems = append(problems, "webhookUrl: "+err.Error())
 	}
 	sizing, sp := batch.ParseSizing(o.maxWidth, o.maxHeight, o.sizes)
+	if len(sp) == 0 {
+		if err := sizing.CheckPixels(lim.ImageLimits()); err != nil {
+			sp = []string{err.Error()}
+		}
+	}
 	problems = append(problems, sp...)
 	if len(problems) > 0 {
 		return batch.Submission{}, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options", Details: problems}
@@ -325,7 +330,7 @@ func (o csvOptions) submission() (batch.Submission, error) {
 }
 
 func csvSubmission(body io.Reader, o csvOptions, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
-	sub, err := o.submission()
+	sub, err := o.submission(lim)
 	if err != nil {
 		return batch.Submission{}, err
 	}
@@ -382,7 +387,7 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.
 	if !sawCSV {
 		return batch.Submission{}, fault.New(fault.Invalid, "", `the form has no "csv" file field`)
 	}
-	return opts.submission()
+	return opts.submission(lim)
 }
 
 func status(w http.ResponseWriter, r *http.Request) {

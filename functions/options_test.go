@@ -124,3 +124,21 @@ func TestEveryOptionBounded(t *testing.T) {
 		}
 	}
 }
+
+// A sizing whose outputs could pass the pixel cap is refused in every
+// form, saying why; one at the cap is accepted.
+func TestPixelCapInEveryForm(t *testing.T) {
+	for form, r := range optionRequests(t, "a:10000,b:10000", `{"name":"a","width":10000},{"name":"b","width":10000}`) {
+		_, err := readSubmission(r, batch.DefaultLimits, func(batch.Product) error { return nil })
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Kind != fault.Invalid || !strings.Contains(strings.Join(fe.Details, "\n"),
+			"sizes: the outputs of one image could add up to 150000000 pixels, more than the cap of 100000000") {
+			t.Errorf("%s: %v, want a 400 saying the outputs pass the pixel cap", form, err)
+		}
+	}
+	for form, r := range optionRequests(t, "a:10000", `{"name":"a","width":10000}`) {
+		if sub, err := readSubmission(r, batch.DefaultLimits, func(batch.Product) error { return nil }); err != nil || len(sub.Sizing.Sizes) != 1 {
+			t.Errorf("%s: %+v, %v; want a sizing at the cap accepted", form, sub.Sizing, err)
+		}
+	}
+}

@@ -41,6 +41,47 @@ const (
 	maxSizeName = 32
 )
 
+// OutputPixelCap is how many pixels the outputs of one image may add up to
+// at most, whatever the image: twice the largest image decoded. One image
+// with its main output and an extra one at its own size, or the main
+// output at its own size and several smaller ones, fit; compressImage's
+// memory (terraform/functions.tf) is sized for the worst of them
+// (BenchmarkWorstAcceptedSizing in shared/imagework measures it).
+func OutputPixelCap(lim ImageLimits) int64 { return 2 * lim.MaxPixels }
+
+// OutputPixels is the most pixels the outputs of one image can add up to
+// under s, whatever the image within lim: the main output and each extra
+// one at the largest its box allows. Nothing is enlarged, so no output is
+// larger than the largest image decoded (lim.MaxPixels), and a side left
+// free can be as long as the longest side decoded (lim.MaxDimension).
+func (s Sizing) OutputPixels(lim ImageLimits) int64 {
+	side := func(n int) int64 {
+		if n <= 0 || n > lim.MaxDimension {
+			return int64(lim.MaxDimension)
+		}
+		return int64(n)
+	}
+	box := func(w, h int) int64 { return min(side(w)*side(h), lim.MaxPixels) }
+	n := box(s.MaxWidth, s.MaxHeight)
+	for _, sz := range s.Sizes {
+		n += box(sz.Width, sz.Height)
+	}
+	return n
+}
+
+// CheckPixels refuses a sizing whose outputs could add up to more than
+// OutputPixelCap, saying why.
+func (s Sizing) CheckPixels(lim ImageLimits) error {
+	n, limit := s.OutputPixels(lim), OutputPixelCap(lim)
+	if n <= limit {
+		return nil
+	}
+	return fmt.Errorf("sizes: the outputs of one image could add up to %d pixels, more than the cap of %d "+
+		"(twice the largest image, %d pixels): an image may be up to %d pixels on a side and is never enlarged, "+
+		"so each box's largest output is counted, a side left free as long as %d; give both a width and a height, "+
+		"smaller boxes or fewer sizes", n, limit, lim.MaxPixels, lim.MaxDimension, lim.MaxDimension)
+}
+
 // IsZero reports whether s resizes nothing.
 func (s Sizing) IsZero() bool { return s.MaxWidth == 0 && s.MaxHeight == 0 && len(s.Sizes) == 0 }
 

@@ -197,3 +197,32 @@ func TestParseJSONBoundsMembers(t *testing.T) {
 		}
 	}
 }
+
+// OutputPixels counts each box's largest output for any image within the
+// limits; CheckPixels refuses past twice the largest image, saying why.
+func TestOutputPixels(t *testing.T) {
+	lim := DefaultImageLimits // 50 MP, 20000 a side
+	tests := []struct {
+		s    Sizing
+		want int64
+	}{
+		{Sizing{}, 50_000_000},
+		{Sizing{MaxWidth: 1600}, 1600 * 20000},
+		{Sizing{MaxWidth: 1600, MaxHeight: 1600}, 1600 * 1600},
+		{Sizing{MaxHeight: 5000}, 50_000_000},
+		{Sizing{Sizes: []Size{{"thumb", 200, 0}, {"medium", 800, 800}}}, 50_000_000 + 200*20000 + 800*800},
+		{Sizing{MaxWidth: 7000, MaxHeight: 7000, Sizes: []Size{{"a", 6999, 0}, {"b", 0, 6999}}}, 49_000_000 + 2*50_000_000},
+	}
+	for _, tt := range tests {
+		if got := tt.s.OutputPixels(lim); got != tt.want {
+			t.Errorf("%s: %d pixels, want %d", tt.s.Describe(), got, tt.want)
+		}
+		if err := tt.s.CheckPixels(lim); (err != nil) != (tt.want > 100_000_000) {
+			t.Errorf("%s: CheckPixels %v, want refused = %v", tt.s.Describe(), err, tt.want > 100_000_000)
+		}
+	}
+	err := Sizing{Sizes: []Size{{"a", 10000, 0}, {"b", 0, 10000}}}.CheckPixels(lim)
+	if err == nil || !strings.Contains(err.Error(), "150000000 pixels, more than the cap of 100000000") || !strings.Contains(err.Error(), "give both a width and a height") {
+		t.Errorf("refusal %v, want the figures and what to do", err)
+	}
+}
