@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -260,5 +262,10 @@ func TestPixelCapRefusedBeforeFetch(t *testing.T) {
 	defer mu.Unlock()
 	if hits["/refused.jpg"] != 0 || hits["/accepted.jpg"] == 0 {
 		t.Fatalf("image host asked %v, want the refused image never and the accepted one", hits)
+	}
+	// compressImage ran in this process (the local host): it set the soft
+	// memory limit its memory rule gives it.
+	if os.Getenv("GOMEMLIMIT") == "" && debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		t.Error("compressImage ran, and the soft memory limit is still unset")
 	}
 }
