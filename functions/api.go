@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -245,9 +246,11 @@ func readSubmission(r *http.Request, lim batch.Limits, add func(batch.Product) e
 	case "application/json":
 		return batch.ParseJSON(r.Body, lim)
 	case "text/csv", "application/csv", "text/plain":
-		q := r.URL.Query()
-		return csvSubmission(r.Body, csvOptions{webhookURL: q.Get("webhookUrl"), quality: q.Get("quality"),
-			maxWidth: q.Get("maxWidth"), maxHeight: q.Get("maxHeight"), sizes: q.Get("sizes")}, lim, add)
+		opts, err := queryOptions(r.URL.RawQuery)
+		if err != nil {
+			return batch.Submission{}, err
+		}
+		return csvSubmission(r.Body, opts, lim, add)
 	case "multipart/form-data":
 		return multipartSubmission(multipart.NewReader(r.Body, params["boundary"]), lim, add)
 	default:
@@ -264,16 +267,48 @@ type csvOptions struct {
 
 // optionFields are the form fields csvOptions come from.
 var optionFields = map[string]func(*csvOptions) *string{
-	"webhookUrl": func(o *csvOptions) *string { return &o.webhookURL },
-	"quality":    func(o *csvOptions) *string { return &o.quality },
-	"maxWidth":   func(o *csvOptions) *string { return &o.maxWidth },
-	"maxHeight":  func(o *csvOptions) *string { return &o.maxHeight },
-	"sizes":      func(o *csvOptions) *string { return &o.sizes },
+	batch.OptWebhookURL: func(o *csvOptions) *string { return &o.webhookURL },
+	batch.OptQuality:    func(o *csvOptions) *string { return &o.quality },
+	batch.OptMaxWidth:   func(o *csvOptions) *string { return &o.maxWidth },
+	batch.OptMaxHeight:  func(o *csvOptions) *string { return &o.maxHeight },
+	batch.OptSizes:      func(o *csvOptions) *string { return &o.sizes },
+}
+
+// queryOptions reads the options of a query, as url.Values.Get would (the
+// first of a name counts, other names are ignored), but a value is looked
+// at in place and unescaped only when it is within three times its bound
+// (percent-encoded, it can be no longer), so nothing is allocated for a
+// value past it.
+func queryOptions(raw string) (csvOptions, error) {
+	var o csvOptions
+	seen := map[string]bool{}
+	for raw != "" {
+		var pair, k, v string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, _ = strings.Cut(pair, "=")
+		if len(k) > 64 {
+			continue // no option's name, even percent-encoded
+		}
+		name, err := url.QueryUnescape(k)
+		field, ok := optionFields[name]
+		if err != nil || !ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if len(v) > 3*batch.OptionBound(name) {
+			return csvOptions{}, batch.TooLong(name).Fault()
+		}
+		if *field(&o), err = url.QueryUnescape(v); err != nil {
+			return csvOptions{}, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options",
+				Details: []string{fmt.Sprintf("%s: the query value is not validly percent-encoded: %v", name, err)}}
+		}
+	}
+	return o, nil
 }
 
 // submission validates the options that come beside a CSV, reporting
 // every problem at once.
-func (o csvOptions) submission() (batch.Submission, error) {
+func (o csvOptions) submission(lim batch.Limits) (batch.Submission, error) {
 	var problems []string
 	q, err := batch.ParseQuality(o.quality)
 	if err != nil {
@@ -283,6 +318,11 @@ func (o csvOptions) submission() (batch.Submission, error) {
 		problems = append(problems, "webhookUrl: "+err.Error())
 	}
 	sizing, sp := batch.ParseSizing(o.maxWidth, o.maxHeight, o.sizes)
+	if len(sp) == 0 {
+		if err := sizing.CheckPixels(lim.ImageLimits()); err != nil {
+			sp = []string{err.Error()}
+		}
+	}
 	problems = append(problems, sp...)
 	if len(problems) > 0 {
 		return batch.Submission{}, &fault.Error{Kind: fault.Invalid, Message: "invalid upload options", Details: problems}
@@ -291,7 +331,7 @@ func (o csvOptions) submission() (batch.Submission, error) {
 }
 
 func csvSubmission(body io.Reader, o csvOptions, lim batch.Limits, add func(batch.Product) error) (batch.Submission, error) {
-	sub, err := o.submission()
+	sub, err := o.submission(lim)
 	if err != nil {
 		return batch.Submission{}, err
 	}
@@ -333,9 +373,14 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.
 				_, _ = io.Copy(io.Discard, part)
 				continue
 			}
-			b, err := io.ReadAll(io.LimitReader(part, 4096))
+			// One byte past the bound tells a value that is too long
+			// from one that just fits, without reading the rest.
+			b, err := io.ReadAll(io.LimitReader(part, int64(batch.OptionBound(name))+1))
 			if err != nil {
 				return batch.Submission{}, fault.New(fault.Invalid, "", "reading field %q: %v", name, err)
+			}
+			if len(b) > batch.OptionBound(name) {
+				return batch.Submission{}, batch.TooLong(name).Fault()
 			}
 			*field(&opts) = strings.TrimSpace(string(b))
 		}
@@ -343,7 +388,7 @@ func multipartSubmission(mr *multipart.Reader, lim batch.Limits, add func(batch.
 	if !sawCSV {
 		return batch.Submission{}, fault.New(fault.Invalid, "", `the form has no "csv" file field`)
 	}
-	return opts.submission()
+	return opts.submission(lim)
 }
 
 func status(w http.ResponseWriter, r *http.Request) {

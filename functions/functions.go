@@ -134,6 +134,7 @@ var loadDeps = sync.OnceValues(func() (*deps, error) {
 	limits := batch.Limits{
 		MaxBytes: cfg.MaxUploadBytes, MaxRows: cfg.MaxRows, MaxURLsPerRow: cfg.MaxURLsPerRow, MaxImages: cfg.MaxImages,
 		MaxURLLength: cfg.MaxURLLength, MaxFieldLength: batch.DefaultLimits.MaxFieldLength, MaxProblemsShow: batch.DefaultLimits.MaxProblemsShow,
+		Image: batch.ImageLimits{MaxBytes: cfg.MaxImageBytes, MaxPixels: cfg.MaxPixels, MaxDimension: cfg.MaxDimension},
 	}
 	views, err := viewlink.NewSigner(cfg.ViewLinkKeys)
 	if err != nil {

@@ -9,7 +9,11 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -212,5 +216,56 @@ func TestSizingRefused(t *testing.T) {
 				t.Errorf("%s: %d %s, want 400 saying %s", query, resp.StatusCode, b, w)
 			}
 		}
+	}
+}
+
+// A request whose sizing could pass the pixel cap is refused at upload,
+// saying why, and its image host is never asked for the image; the same
+// upload within the cap, sent after it, is fetched and finishes.
+func TestPixelCapRefusedBeforeFetch(t *testing.T) {
+	needStack(t)
+	t.Parallel()
+	var mu sync.Mutex
+	hits := map[string]int{}
+	host := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		mu.Unlock()
+		http.ServeFile(w, r, filepath.Join("..", "testdata", "images", "coffee.jpg"))
+	}))
+	defer host.Close()
+	upload := func(path, sizes string) (int, []byte) {
+		products := []batch.Product{{SerialNumber: "C1", ProductName: "Capped", InputURLs: []string{host.URL + path}}}
+		resp, err := http.Post(apiURL+"/api/upload?"+url.Values{"sizes": {sizes}}.Encode(), "text/csv", strings.NewReader(csvOf(products)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw
+	}
+	code, raw := upload("/refused.jpg", "a:10000,b:10000")
+	if code != http.StatusBadRequest || !strings.Contains(string(raw), "more than the cap of 100000000") {
+		t.Fatalf("over the cap: %d %s, want a 400 naming the cap", code, raw)
+	}
+	code, raw = upload("/accepted.jpg", "a:10000")
+	var up struct {
+		RequestID string `json:"requestId"`
+	}
+	if code != http.StatusAccepted || json.Unmarshal(raw, &up) != nil {
+		t.Fatalf("at the cap: %d %s", code, raw)
+	}
+	if v := awaitFinal(t, up.RequestID, time.Minute); v.Status != batch.Completed {
+		t.Fatalf("accepted request %s", v.Status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits["/refused.jpg"] != 0 || hits["/accepted.jpg"] == 0 {
+		t.Fatalf("image host asked %v, want the refused image never and the accepted one", hits)
+	}
+	// compressImage ran in this process (the local host): it set the soft
+	// memory limit its memory rule gives it.
+	if os.Getenv("GOMEMLIMIT") == "" && debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		t.Error("compressImage ran, and the soft memory limit is still unset")
 	}
 }

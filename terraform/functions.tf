@@ -9,7 +9,9 @@
 # pixels of the other formats) plus its input and output (2 × max_image_bytes),
 # times compress_concurrency, plus 256 MiB for the runtime and clients,
 # rounded up to 256 MiB. With the defaults: 432 MiB an image, 4 at once,
-# 2 GiB. It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2 above
+# 2 GiB. compressImage sets the Go soft memory limit to the same rule, and
+# the upload's pixel cap keeps an image's outputs within its share
+# (functions/README.md, Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2 above
 # 4 GiB), 4 above 8 GiB and 8 above 16 GiB. api holds an upload's
 # staged chunks (about 41 MB at the 100k-row limit) per request: 16 at once
 # in 1 GiB.

@@ -26,6 +26,10 @@ type Limits struct {
 	MaxURLLength    int
 	MaxFieldLength  int // serial number and product name
 	MaxProblemsShow int // validation problems listed in one answer
+	// Image bounds each image the request's sizing is applied to: the
+	// sizing is refused when its outputs could pass OutputPixelCap.
+	// The zero value means DefaultImageLimits.
+	Image ImageLimits
 }
 
 // DefaultLimits bound an upload: the defaults of shared/config's variables
@@ -47,6 +51,20 @@ type ImageLimits struct {
 	MaxPixels    int64 // width × height decoded
 	MaxDimension int   // either side decoded
 }
+
+// ImageLimits is lim.Image, or DefaultImageLimits when it is not set.
+func (lim Limits) ImageLimits() ImageLimits {
+	if lim.Image == (ImageLimits{}) {
+		return DefaultImageLimits
+	}
+	return lim.Image
+}
+
+// MemoryPerImage is what compressImage's memory rule (terraform/functions.tf)
+// gives each image in flight: 8 bytes a pixel at MaxPixels, and its input
+// and output (2 × MaxBytes). It covers the worst sizing OutputPixelCap
+// lets through (BenchmarkWorstAcceptedSizing in shared/imagework).
+func (lim ImageLimits) MemoryPerImage() int64 { return 8*lim.MaxPixels + 2*lim.MaxBytes }
 
 // DefaultImageLimits allow a 50 MP photograph.
 var DefaultImageLimits = ImageLimits{MaxBytes: 25 << 20, MaxPixels: 50_000_000, MaxDimension: 20_000}
@@ -266,12 +284,18 @@ type jsonUpload struct {
 
 // ParseJSON reads {"products":[{"serialNumber","productName","inputUrls":[…]}],
 // "webhookUrl","quality","maxWidth","maxHeight","sizes"}. serialNumber may
-// be a string or a number; the sizing options are SizingFromJSON's.
+// be a string or a number; the sizing options are SizingFromJSON's. Every
+// member but "products" is refused as soon as it passes its bound
+// (OptionBound), before more of it is read.
 func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(&boundedMembers{r: r})
 	dec.DisallowUnknownFields()
 	var in jsonUpload
 	if err := dec.Decode(&in); err != nil {
+		var long *OptionTooLong
+		if errors.As(err, &long) {
+			return Submission{}, long.Fault()
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return Submission{}, fault.New(fault.TooLarge, "", "the upload is larger than %d bytes (the limit)", mbe.Limit)
@@ -323,6 +347,11 @@ func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 	sub.WebhookURL = in.WebhookURL
 	var sizingProblems []string
 	sub.Sizing, sizingProblems = SizingFromJSON(in.MaxWidth, in.MaxHeight, in.Sizes)
+	if len(sizingProblems) == 0 {
+		if err := sub.Sizing.CheckPixels(lim.ImageLimits()); err != nil {
+			sizingProblems = []string{err.Error()}
+		}
+	}
 	for _, p := range sizingProblems {
 		probs.add("%s", p)
 	}
@@ -349,6 +378,9 @@ func serialString(raw json.RawMessage) (string, error) {
 
 // ParseQuality reads a JPEG quality 1..100; empty means DefaultQuality.
 func ParseQuality(s string) (int, error) {
+	if len(s) > OptionBound(OptQuality) {
+		return 0, fmt.Errorf("longer than %d bytes (the limit of this option)", OptionBound(OptQuality))
+	}
 	if s == "" || s == "null" {
 		return DefaultQuality, nil
 	}

@@ -41,6 +41,47 @@ const (
 	maxSizeName = 32
 )
 
+// OutputPixelCap is how many pixels the outputs of one image may add up to
+// at most, whatever the image: twice the largest image decoded. One image
+// with its main output and an extra one at its own size, or the main
+// output at its own size and several smaller ones, fit; compressImage's
+// memory (terraform/functions.tf) is sized for the worst of them
+// (BenchmarkWorstAcceptedSizing in shared/imagework measures it).
+func OutputPixelCap(lim ImageLimits) int64 { return 2 * lim.MaxPixels }
+
+// OutputPixels is the most pixels the outputs of one image can add up to
+// under s, whatever the image within lim: the main output and each extra
+// one at the largest its box allows. Nothing is enlarged, so no output is
+// larger than the largest image decoded (lim.MaxPixels), and a side left
+// free can be as long as the longest side decoded (lim.MaxDimension).
+func (s Sizing) OutputPixels(lim ImageLimits) int64 {
+	side := func(n int) int64 {
+		if n <= 0 || n > lim.MaxDimension {
+			return int64(lim.MaxDimension)
+		}
+		return int64(n)
+	}
+	box := func(w, h int) int64 { return min(side(w)*side(h), lim.MaxPixels) }
+	n := box(s.MaxWidth, s.MaxHeight)
+	for _, sz := range s.Sizes {
+		n += box(sz.Width, sz.Height)
+	}
+	return n
+}
+
+// CheckPixels refuses a sizing whose outputs could add up to more than
+// OutputPixelCap, saying why.
+func (s Sizing) CheckPixels(lim ImageLimits) error {
+	n, limit := s.OutputPixels(lim), OutputPixelCap(lim)
+	if n <= limit {
+		return nil
+	}
+	return fmt.Errorf("sizes: the outputs of one image could add up to %d pixels, more than the cap of %d "+
+		"(twice the largest image, %d pixels): an image may be up to %d pixels on a side and is never enlarged, "+
+		"so each box's largest output is counted, a side left free as long as %d; give both a width and a height, "+
+		"smaller boxes or fewer sizes", n, limit, lim.MaxPixels, lim.MaxDimension, lim.MaxDimension)
+}
+
 // IsZero reports whether s resizes nothing.
 func (s Sizing) IsZero() bool { return s.MaxWidth == 0 && s.MaxHeight == 0 && len(s.Sizes) == 0 }
 
@@ -85,17 +126,24 @@ func SizeObjectName(requestID string, ref ImageRef, name string) string {
 
 // ParseSizing reads the sizing options of a CSV upload, as query or form
 // fields: maxWidth and maxHeight (whole numbers; empty for none) and sizes
-// (ParseSizes). Every problem is reported, each naming its field.
+// (ParseSizes). Every problem is reported, each naming its field; a value
+// longer than its bound (OptionBound) is not read.
 func ParseSizing(maxWidth, maxHeight, sizes string) (Sizing, []string) {
 	var s Sizing
 	var probs []string
-	var err error
-	if s.MaxWidth, err = parseSide(maxWidth); err != nil {
-		probs = append(probs, "maxWidth: "+err.Error())
+	side := func(option, v string) int {
+		err := checkLength(option, len(v))
+		if err == nil {
+			var n int
+			if n, err = parseSide(v); err == nil {
+				return n
+			}
+			err = fmt.Errorf("%s: %w", option, err)
+		}
+		probs = append(probs, err.Error())
+		return 0
 	}
-	if s.MaxHeight, err = parseSide(maxHeight); err != nil {
-		probs = append(probs, "maxHeight: "+err.Error())
-	}
+	s.MaxWidth, s.MaxHeight = side(OptMaxWidth, maxWidth), side(OptMaxHeight, maxHeight)
 	var sp []string
 	s.Sizes, sp = ParseSizes(sizes)
 	return s, append(probs, sp...)
@@ -107,16 +155,23 @@ func ParseSizing(maxWidth, maxHeight, sizes string) (Sizing, []string) {
 func SizingFromJSON(maxWidth, maxHeight, sizes json.RawMessage) (Sizing, []string) {
 	var s Sizing
 	var probs []string
-	side := func(field string, raw json.RawMessage) int {
-		n, err := parseSide(jsonScalar(raw))
-		if err != nil {
-			probs = append(probs, field+": "+err.Error())
+	side := func(option string, raw json.RawMessage) int {
+		err := checkLength(option, len(raw))
+		if err == nil {
+			var n int
+			if n, err = parseSide(jsonScalar(raw)); err == nil {
+				return n
+			}
+			err = fmt.Errorf("%s: %w", option, err)
 		}
-		return n
+		probs = append(probs, err.Error())
+		return 0
 	}
-	s.MaxWidth, s.MaxHeight = side("maxWidth", maxWidth), side("maxHeight", maxHeight)
+	s.MaxWidth, s.MaxHeight = side(OptMaxWidth, maxWidth), side(OptMaxHeight, maxHeight)
 	raw := bytes.TrimSpace(sizes)
 	switch {
+	case checkLength(OptSizes, len(sizes)) != nil:
+		probs = append(probs, checkLength(OptSizes, len(sizes)).Error())
 	case len(raw) == 0 || string(raw) == "null":
 	case raw[0] == '"':
 		var str string
@@ -140,8 +195,12 @@ func SizingFromJSON(maxWidth, maxHeight, sizes json.RawMessage) (Sizing, []strin
 // ParseSizes reads extra output sizes: empty for none; a JSON array of
 // {"name","width","height"} objects; or the short form, comma-separated
 // name:WIDTH, name:WIDTHxHEIGHT or name:xHEIGHT entries, as in
-// "thumb:200,medium:800x800".
+// "thumb:200,medium:800x800". A value longer than its bound (OptionBound)
+// is refused unread.
 func ParseSizes(s string) ([]Size, []string) {
+	if err := checkLength(OptSizes, len(s)); err != nil {
+		return nil, []string{err.Error()}
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, nil

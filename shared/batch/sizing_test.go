@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -124,4 +125,104 @@ func FuzzParseSizing(f *testing.F) {
 			t.Fatalf("JSON %s reads back %+v %q", js, again, probs)
 		}
 	})
+}
+
+// A 30 MiB sizing value, handed to the parse functions as a string (a
+// query is one), is refused, naming the option and its bound, with less
+// than 16 MiB allocated.
+func TestHugeSizingValueRefusedUnread(t *testing.T) {
+	huge := strings.Repeat("thumb:200,", 3<<20)
+	hugeArray := "[" + strings.Repeat(`{"name":"t","width":1},`, (30<<20)/23) + "]"
+	hugeRaw := json.RawMessage(hugeArray)
+	for _, tt := range []struct {
+		name  string
+		parse func() []string
+		want  string
+	}{
+		{"ParseSizing sizes", func() []string { _, p := ParseSizing("", "", huge); return p }, "sizes: longer than 2048 bytes"},
+		{"ParseSizing sizes as JSON", func() []string { _, p := ParseSizing("", "", hugeArray); return p }, "sizes: longer than 2048 bytes"},
+		{"ParseSizing maxWidth", func() []string { _, p := ParseSizing(huge, "", ""); return p }, "maxWidth: longer than 32 bytes"},
+		{"ParseSizing maxHeight", func() []string { _, p := ParseSizing("", huge, ""); return p }, "maxHeight: longer than 32 bytes"},
+		{"ParseSizes", func() []string { _, p := ParseSizes(huge); return p }, "sizes: longer than 2048 bytes"},
+		{"SizingFromJSON", func() []string { _, p := SizingFromJSON(nil, nil, hugeRaw); return p }, "sizes: longer than 2048 bytes"},
+		{"ParseQuality", func() []string {
+			if _, err := ParseQuality(huge); err != nil {
+				return []string{"quality: " + err.Error()}
+			}
+			return nil
+		}, "quality: longer than 32 bytes"},
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		probs := tt.parse()
+		runtime.ReadMemStats(&after)
+		if len(probs) != 1 || !strings.Contains(probs[0], tt.want) {
+			t.Errorf("%s: %.200q, want one problem saying %q", tt.name, probs, tt.want)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n >= 16<<20 {
+			t.Errorf("%s: %d MiB allocated refusing a 30 MiB value, want less than 16", tt.name, n>>20)
+		}
+	}
+}
+
+// ParseJSON bounds each top-level member but products as the decoder
+// names it (any case, escapes decoded), and is not misled by strings that
+// hold JSON's punctuation.
+func TestParseJSONBoundsMembers(t *testing.T) {
+	tricky := `"A \"},\"sizes\":[ {x} \\"`
+	product := func(name string) string {
+		return `{"serialNumber":1,"productName":` + name + `,"inputUrls":["https://example.com/a.jpg"]}`
+	}
+	pad := strings.Repeat(" ", 3000)
+	for _, tt := range []struct {
+		body, want string // want: "" accepted, else a detail it must hold
+	}{
+		{`{"products":[` + product(tricky) + `],"sizes":"thumb:200"}`, ""},
+		{`{"products":[` + product(`"`+strings.Repeat("x", 500)+`"`) + pad + `],"sizes":[{"name":"thumb","width":200}]}`, ""},
+		{`{"sizes":"thumb:200` + pad + `","products":[` + product(`"a"`) + `]}`, "sizes: longer than 2048 bytes"},
+		{`{"products":[` + product(`"a"`) + `],"SIZES":[{"name":"thumb","width":200}` + pad + `]}`, "sizes: longer than 2048 bytes"},
+		{`{"products":[` + product(`"a"`) + `],"\u0073izes":"thumb:200` + pad + `"}`, "sizes: longer than 2048 bytes"},
+		{`{"products":[` + product(`"a"`) + `],"quality":` + strings.Repeat("9", 33) + `}`, "quality: longer than 32 bytes"},
+		{`{"products":[` + product(`"a"`) + `],"webhookUrl":"https://h/` + strings.Repeat("a", 4096) + `"}`, "webhookUrl: longer than 4096 bytes"},
+		{`{"products":[` + product(`"a"`) + `],"other":"` + strings.Repeat("a", 5000) + `"}`, "other: longer than 4096 bytes"},
+	} {
+		_, err := ParseJSON(strings.NewReader(tt.body), DefaultLimits)
+		var fe *fault.Error
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%.80s…: %v, want it accepted", tt.body, err)
+		case tt.want != "" && (!errors.As(err, &fe) || fe.Kind != fault.Invalid || !strings.Contains(strings.Join(fe.Details, "\n"), tt.want)):
+			t.Errorf("%.80s…: %v, want a 400 saying %q", tt.body, err, tt.want)
+		}
+	}
+}
+
+// OutputPixels counts each box's largest output for any image within the
+// limits; CheckPixels refuses past twice the largest image, saying why.
+func TestOutputPixels(t *testing.T) {
+	lim := DefaultImageLimits // 50 MP, 20000 a side
+	tests := []struct {
+		s    Sizing
+		want int64
+	}{
+		{Sizing{}, 50_000_000},
+		{Sizing{MaxWidth: 1600}, 1600 * 20000},
+		{Sizing{MaxWidth: 1600, MaxHeight: 1600}, 1600 * 1600},
+		{Sizing{MaxHeight: 5000}, 50_000_000},
+		{Sizing{Sizes: []Size{{"thumb", 200, 0}, {"medium", 800, 800}}}, 50_000_000 + 200*20000 + 800*800},
+		{Sizing{MaxWidth: 7000, MaxHeight: 7000, Sizes: []Size{{"a", 6999, 0}, {"b", 0, 6999}}}, 49_000_000 + 2*50_000_000},
+	}
+	for _, tt := range tests {
+		if got := tt.s.OutputPixels(lim); got != tt.want {
+			t.Errorf("%s: %d pixels, want %d", tt.s.Describe(), got, tt.want)
+		}
+		if err := tt.s.CheckPixels(lim); (err != nil) != (tt.want > 100_000_000) {
+			t.Errorf("%s: CheckPixels %v, want refused = %v", tt.s.Describe(), err, tt.want > 100_000_000)
+		}
+	}
+	err := Sizing{Sizes: []Size{{"a", 10000, 0}, {"b", 0, 10000}}}.CheckPixels(lim)
+	if err == nil || !strings.Contains(err.Error(), "150000000 pixels, more than the cap of 100000000") || !strings.Contains(err.Error(), "give both a width and a height") {
+		t.Errorf("refusal %v, want the figures and what to do", err)
+	}
 }

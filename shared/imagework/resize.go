@@ -67,20 +67,26 @@ func Resize(in []byte, q int, lim Limits, boxes []Box) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return fromImage(img, format, q, order, len(boxes)), nil
+}
+
+// fromImage is Resize's way from a decoded, upright image to the outputs
+// of order (largest first; n in all).
+func fromImage(img image.Image, format string, q int, order []want, n int) []Result {
 	if planes, ok := pixelPlanes(img); ok {
-		out := fromPlanes(planes, q, 1, order, len(boxes))
+		out := fromPlanes(planes, q, 1, order, n)
 		for i := range out {
 			out[i].Format = format
 		}
-		return out, nil
+		return out
 	}
 	src := img
-	return eachSize(order, len(boxes), func(o want) Result {
+	return eachSize(order, n, func(o want) Result {
 		if b := src.Bounds(); b.Dx() != o.w || b.Dy() != o.h {
 			src = imaging.Resize(src, o.w, o.h, resizeFilter)
 		}
 		return Result{JPEG: encodeOnWhite(src, q), Format: format, Width: o.w, Height: o.h, Path: "resize"}
-	}), nil
+	})
 }
 
 // eachSize makes the outputs of order (largest first; n in all) with

@@ -7,6 +7,7 @@ import (
 	"image/jpeg"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,4 +206,18 @@ func FuzzSized(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Boxes whose outputs could pass the pixel cap are refused before the
+// input is read: bytes that are no image give too_many_pixels, not a
+// decoding error.
+func TestSizedRefusesPastThePixelCap(t *testing.T) {
+	_, _, err := Sized([]byte("not an image"), 50, DefaultLimits, Box{}, []Box{{Width: 10000}, {Height: 10000}})
+	if fault.KindOf(err) != fault.Permanent || fault.ReasonOf(err) != ReasonTooManyPixels || !strings.Contains(err.Error(), "more than the cap") {
+		t.Fatalf("%v, want a permanent too_many_pixels refusal naming the cap", err)
+	}
+	_, _, err = Sized([]byte("not an image"), 50, DefaultLimits, Box{}, []Box{{Width: 10000}})
+	if fault.ReasonOf(err) == ReasonTooManyPixels {
+		t.Fatalf("%v: boxes at the cap refused", err)
+	}
 }
