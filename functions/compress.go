@@ -52,8 +52,9 @@ func compressImage(ctx context.Context, e event.Event) error {
 var setCompressMemoryLimit sync.Once
 
 // compressMemoryLimit sets the Go runtime's soft memory limit to what
-// compressImage's memory rule gives it (terraform/functions.tf): 256 MiB
-// and MemoryPerImage for each image compressed at once. Without it the
+// compressImage's memory rule gives it (terraform/functions.tf): 256 MiB,
+// and for each image compressed at once its MemoryPerImage and one more
+// fetched input waiting for a compression slot. Without it the
 // collector lets the heap grow to twice what is live, and garbage that
 // was not collected yet (a decoded image already encoded) would take the
 // room of the next image's pixels: the worst accepted sizing of a 50 MP
@@ -63,7 +64,7 @@ func compressMemoryLimit(concurrency int, lim batch.ImageLimits) {
 	if os.Getenv("GOMEMLIMIT") != "" || concurrency < 1 {
 		return
 	}
-	debug.SetMemoryLimit(256<<20 + int64(concurrency)*lim.MemoryPerImage())
+	debug.SetMemoryLimit(256<<20 + int64(concurrency)*(lim.MemoryPerImage()+lim.MaxBytes))
 }
 
 // deadLetter records an image whose message was delivered max-attempts

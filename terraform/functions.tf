@@ -3,27 +3,33 @@
 # of our own into a repository of our own.
 #
 # Sizing rule. Cloud Run serves more than one request per instance only
-# with at least 1 CPU, so every function has one. compressImage's memory
-# follows from what it may hold per image in flight: the decoded image (at
-# most 8 bytes a pixel at max_pixels: progressive JPEG coefficients, or the
-# pixels of the other formats) plus its input and output (2 × max_image_bytes),
-# times compress_concurrency, plus 256 MiB for the runtime and clients,
-# rounded up to 256 MiB. With the defaults: 432 MiB an image, 4 at once,
-# 2 GiB. compressImage sets the Go soft memory limit to the same rule, and
-# the upload's pixel cap keeps an image's outputs within its share
-# (functions/README.md, Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2 above
-# 4 GiB), 4 above 8 GiB and 8 above 16 GiB. api holds an upload's
-# staged chunks (about 41 MB at the 100k-row limit) per request: 16 at once
-# in 1 GiB.
+# with at least 1 CPU, so every function has one. compressImage compresses
+# compress_concurrency images at once and takes twice as many deliveries:
+# a delivery waiting for an image host (429 and Retry-After, or the
+# per-host cap) holds no compression slot, so the others keep the CPU
+# busy. Its memory follows from what it may hold: per image compressed,
+# the decoded image (at most 8 bytes a pixel at max_pixels: progressive
+# JPEG coefficients, or the pixels of the other formats) plus its input
+# and output (2 × max_image_bytes); per delivery fetched and waiting for a
+# compression slot, its input (max_image_bytes); plus 256 MiB for the
+# runtime and clients, rounded up to 256 MiB. With the defaults: 432 MiB
+# an image and 25 MiB a waiting input, 4 at once, 2 GiB. compressImage
+# sets the Go soft memory limit to the same rule, and the upload's pixel
+# cap keeps an image's outputs within its share (functions/README.md,
+# Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2
+# above 4 GiB), 4 above 8 GiB and 8 above 16 GiB. api holds an upload's
+# staged chunks (about 41 MB at the 100k-row limit) per request: 16 at
+# once in 1 GiB.
 
 locals {
   compress_image_mib  = ceil((var.max_pixels * 8 + var.max_image_bytes * 2) / 1048576)
-  compress_memory_mib = ceil((256 + var.compress_concurrency * local.compress_image_mib) / 256) * 256
+  compress_input_mib  = ceil(var.max_image_bytes / 1048576)
+  compress_memory_mib = ceil((256 + var.compress_concurrency * (local.compress_image_mib + local.compress_input_mib)) / 256) * 256
   compress_cpu        = local.compress_memory_mib <= 8192 ? 2 : (local.compress_memory_mib <= 16384 ? 4 : 8)
 
   functions = {
     api            = { memory = "1Gi", cpu = "1", timeout = 300, concurrency = 16 }
-    compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = var.compress_concurrency }
+    compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = 2 * var.compress_concurrency }
     deadLetter     = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 20 }
     deliverWebhook = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 40 }
     # One sweep at a time; it reads the products of stalled requests a

@@ -83,9 +83,11 @@ func TestFunctionsSizedForTheirConcurrency(t *testing.T) {
 				t.Errorf("%s: %d MiB with %.0f CPU; Cloud Run allows at most %d MiB", name, memory, cpu, limit)
 			}
 			if name == functions.FnCompress {
-				perImage := (maxPixels*8 + 2*maxImage) >> 20
-				if concurrency != conc || memory < 256+concurrency*perImage {
-					t.Errorf("compressImage at concurrency %d: %d MiB for %d images of %d MiB", conc, memory, concurrency, perImage)
+				// conc images compressed, as many fetched and waiting for a slot.
+				perImage, perInput := (maxPixels*8+2*maxImage)>>20, maxImage>>20
+				if concurrency != 2*conc || memory < 256+conc*(perImage+perInput) {
+					t.Errorf("compressImage at concurrency %d: %d deliveries and %d MiB for %d images of %d MiB and %d inputs of %d MiB",
+						conc, concurrency, memory, conc, perImage, conc, perInput)
 				}
 			}
 		}
