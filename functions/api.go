@@ -466,9 +466,10 @@ func keptReport(id string) string { return "reports/" + id + "/report.csv" }
 
 // serveReport answers request id's report; owner, when not empty, must own
 // it. A finished request's report does not change, so it is built once and
-// kept in the private bucket; it is built again when its output links
-// have lived half their lifetime (signed links expire), so a report
-// always hands out links with at least that much left.
+// kept in the private bucket; it is built again once it is a quarter of
+// the signed links' lifetime old. Links are made with more than half
+// their lifetime left (blob.Bucket.URL), so a report always hands out
+// links with at least a quarter of theirs left.
 func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner string) {
 	req, err := d.svc.Owned(r.Context(), id, owner)
 	if err != nil {
@@ -479,7 +480,7 @@ func serveReport(w http.ResponseWriter, r *http.Request, d *deps, id, owner stri
 	finished := req.Status == batch.Completed || req.Status == batch.Failed
 	if finished {
 		size, built, err := d.private.Stat(r.Context(), keptReport(id))
-		if err == nil && time.Since(built) < d.cfg.SignedURLTTL/2 {
+		if err == nil && time.Since(built) < d.cfg.SignedURLTTL/4 {
 			serveKeptReport(w, r, d, id, size)
 			return
 		}

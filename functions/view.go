@@ -117,10 +117,11 @@ func allowToken(tok string) bool {
 	return l.Allow()
 }
 
-// viewToken is the link's token: the query's on a first visit, else the
-// cookie's. fromQuery says which.
+// viewToken is the link's token: on the page, the query's on a first
+// visit; everywhere else, and on the page after that, the cookie's, so the
+// token is in no other URL. fromQuery says which.
 func viewToken(r *http.Request) (tok string, fromQuery bool) {
-	if t := r.URL.Query().Get("t"); t != "" {
+	if t := r.URL.Query().Get("t"); t != "" && r.Pattern == "GET /api/view/{id}" {
 		return t, true
 	}
 	if c, err := r.Cookie(viewCookie); err == nil {

@@ -13,7 +13,7 @@
 # and output (2 × max_image_bytes); per delivery fetched and waiting for a
 # compression slot, its input (max_image_bytes); plus 256 MiB for the
 # runtime and clients, rounded up to 256 MiB. With the defaults: 432 MiB
-# an image and 25 MiB a waiting input, 4 at once, 2 GiB. compressImage
+# an image and 25 MiB a waiting input, 4 at once, 2304 MiB. compressImage
 # sets the Go soft memory limit to the same rule, and the upload's pixel
 # cap keeps an image's outputs within its share (functions/README.md,
 # Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2

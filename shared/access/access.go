@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,14 +57,16 @@ type Keys struct {
 
 	mu      sync.Mutex
 	unknown map[string]time.Time   // key IDs found unknown, until when remembered
+	known   map[string]time.Time   // key IDs found valid, until when remembered: never limited by address
 	misses  map[string]*missWindow // per caller address: unknown keys looked up this minute
 	active  map[string]activeEntry // Active's answers, briefly
 	lookups int64                  // key documents read, for tests
 }
 
-// Bounds of the guessing defence. A caller address may look up
-// MissesPerMinute unknown keys a minute; an unknown key is not looked up
-// again for rememberUnknown. Each map is cleared when it grows past
+// Bounds of the guessing defence. A caller address (an IPv6 /64) may look
+// up MissesPerMinute unknown keys a minute; an unknown key is not looked
+// up again for rememberUnknown, and a valid one is not limited by its
+// address for as long. Each map is cleared when it grows past
 // maxTracked entries, so memory stays bounded under any flood.
 const (
 	MissesPerMinute = 10
@@ -236,11 +239,29 @@ func (k *Keys) Authenticate(ctx context.Context, secret, addr string) (Key, erro
 	if key.Revoked {
 		return Key{}, fault.New(fault.Unauthenticated, "", "this API key was revoked")
 	}
+	k.found(id)
 	return key, nil
+}
+
+// addressGroup is what the guessing defence counts an address as: an
+// IPv4 address alone, an IPv6 address by its /64 (one host usually holds
+// a whole /64).
+func addressGroup(addr string) string {
+	a, err := netip.ParseAddr(strings.Trim(addr, "[]"))
+	if err != nil {
+		return addr
+	}
+	if a = a.Unmap(); a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
 // mayLookUp refuses, without a read, a key this instance found unknown
 // lately and an address that looked up too many unknown keys this minute.
+// A key this instance found valid lately is never refused for its
+// address: guesses from a shared address do not lock its callers out.
 func (k *Keys) mayLookUp(id, addr string) error {
 	now := k.now()
 	k.mu.Lock()
@@ -248,7 +269,11 @@ func (k *Keys) mayLookUp(id, addr string) error {
 	if until, ok := k.unknown[id]; ok && now.Before(until) {
 		return unknownKey()
 	}
-	if w := k.misses[addr]; w != nil && w.minute == now.Unix()/60 && w.n >= MissesPerMinute {
+	if until, ok := k.known[id]; ok && now.Before(until) {
+		k.lookups++
+		return nil
+	}
+	if w := k.misses[addressGroup(addr)]; w != nil && w.minute == now.Unix()/60 && w.n >= MissesPerMinute {
 		wait := 60 - now.Unix()%60
 		return &fault.Error{Kind: fault.RateLimited, RetryAfter: time.Duration(wait) * time.Second,
 			Message: fmt.Sprintf("more than %d unknown API keys from this address this minute; retry in %d s", MissesPerMinute, wait)}
@@ -269,12 +294,22 @@ func (k *Keys) missed(id, addr string) {
 	if k.misses == nil || len(k.misses) >= maxTracked {
 		k.misses = map[string]*missWindow{}
 	}
-	w := k.misses[addr]
+	w := k.misses[addressGroup(addr)]
 	if w == nil || w.minute != now.Unix()/60 {
 		w = &missWindow{minute: now.Unix() / 60}
-		k.misses[addr] = w
+		k.misses[addressGroup(addr)] = w
 	}
 	w.n++
+}
+
+// found remembers a valid key.
+func (k *Keys) found(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.known == nil || len(k.known) >= maxTracked {
+		k.known = map[string]time.Time{}
+	}
+	k.known[id] = k.now().Add(rememberUnknown)
 }
 
 // Active checks that the key with ID id exists and is not revoked. Its

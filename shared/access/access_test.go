@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,18 @@ func TestGuessingKeysIsBounded(t *testing.T) {
 	}
 	if _, err := k.Authenticate(ctx, secret, "203.0.113.9"); err != nil {
 		t.Errorf("the real key from another address: %v", err)
+	}
+	// Guesses from a shared address (a NAT, a proxy) do not lock out a key
+	// already seen to be valid.
+	if _, err := k.Authenticate(ctx, secret, "198.51.100.7"); err != nil {
+		t.Errorf("the real key from the guessing address: %v", err)
+	}
+	// An IPv6 host's other addresses in its /64 share its count.
+	for i := range access.MissesPerMinute {
+		k.Authenticate(ctx, randomKey(), "2001:db8:1:2::"+strconv.Itoa(i+1))
+	}
+	if _, err := k.Authenticate(ctx, randomKey(), "2001:db8:1:2::ffff"); fault.KindOf(err) != fault.RateLimited {
+		t.Errorf("a guess from the same /64: %v, want rate limited", err)
 	}
 	// A new minute lets the address try again.
 	k.Now = func() time.Time { return time.Now().Add(time.Minute) }

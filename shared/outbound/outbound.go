@@ -231,11 +231,12 @@ type resolvedHost struct {
 // normalHost is a host name as DNS reads it: lower case, no trailing dot.
 func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
-// hostKey is the address a fetch of u dials: its first address (as the
-// dialer tries them in order) and its port, the scheme's default when the
-// URL has none. ctx carries the lookup, so the dialer uses the same
-// addresses. IP literals are keyed as themselves (an IPv4-mapped IPv6
-// address as its IPv4 form).
+// hostKey is the address a fetch of u dials, and its port (the scheme's
+// default when the URL has none). A name is keyed on the lowest of the
+// addresses it resolves to, so a round-robin name that answers the same
+// set in another order keeps its key. ctx carries the lookup, so the
+// dialer uses the same addresses. IP literals are keyed as themselves (an
+// IPv4-mapped IPv6 address as its IPv4 form).
 func (c *Client) hostKey(ctx context.Context, u *url.URL) (key string, _ context.Context, err error) {
 	port := u.Port()
 	if port == "" {
@@ -259,7 +260,12 @@ func (c *Client) hostKey(ctx context.Context, u *url.URL) (key string, _ context
 			return "", ctx, classify(&net.DNSError{Err: "no addresses", Name: host, IsNotFound: true})
 		}
 		ctx = context.WithValue(ctx, resolvedKey{}, resolvedHost{host: host, ips: ips})
-		ip = ips[0]
+		ip = ips[0].Unmap()
+		for _, a := range ips[1:] {
+			if a.Unmap().Less(ip) {
+				ip = a.Unmap()
+			}
+		}
 	}
 	return netip.AddrPortFrom(ip.Unmap().WithZone(""), uint16(p)).String(), ctx, nil
 }

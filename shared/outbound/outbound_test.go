@@ -179,6 +179,8 @@ func TestHostKeyIsTheAddressDialled(t *testing.T) {
 		"cdn.example":   {netip.MustParseAddr("93.184.215.14")}, // a CNAME, as the resolver answers it
 		"other.example": {netip.MustParseAddr("93.184.215.15")},
 		"v6.example":    {netip.MustParseAddr("2001:4860:4860::8888")},
+		// Round robin: the same set in another order.
+		"rr.example": {netip.MustParseAddr("93.184.215.15"), netip.MustParseAddr("93.184.215.14")},
 	}
 	c := NewClient(Options{Resolver: dns, MaxPerHost: 1})
 	key := func(raw string) string {
@@ -195,7 +197,8 @@ func TestHostKeyIsTheAddressDialled(t *testing.T) {
 	}
 	for want, spellings := range map[string][]string{
 		"93.184.215.14:443": {"https://img.example/a.jpg", "https://IMG.Example./a.jpg", "https://img.example:443/a.jpg",
-			"https://cdn.example/b.jpg", "https://93.184.215.14/c.jpg", "https://[::ffff:93.184.215.14]/c.jpg"},
+			"https://cdn.example/b.jpg", "https://93.184.215.14/c.jpg", "https://[::ffff:93.184.215.14]/c.jpg",
+			"https://rr.example/d.jpg"},
 		"93.184.215.14:80":           {"http://img.example/a.jpg", "http://img.example:80/a.jpg", "HTTP://CDN.EXAMPLE./x"},
 		"93.184.215.14:8080":         {"http://img.example:8080/a.jpg"},
 		"93.184.215.15:443":          {"https://other.example/a.jpg"},

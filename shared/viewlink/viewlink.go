@@ -104,7 +104,9 @@ func (s *Signer) Check(id, token string, now time.Time) (Checked, error) {
 	if base64.RawURLEncoding.DecodedLen(len(token)) != tokenSize {
 		return Checked{}, ErrInvalid
 	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict: a token has one spelling (a limiter keyed on it counts it
+	// once).
+	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(b) != tokenSize {
 		return Checked{}, ErrInvalid
 	}

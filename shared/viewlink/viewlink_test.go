@@ -46,6 +46,12 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
+	// The last character's spare bits: another spelling of the same bytes.
+	last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", tok[len(tok)-1])
+	respelt := tok[:len(tok)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last^1])
+	if _, err := s.Check("req1", respelt, now); err == nil {
+		t.Error("a second spelling of a token was admitted")
+	}
 	if _, err := NewSigner(nil); err == nil {
 		t.Error("a signer without keys")
 	}
