@@ -35,7 +35,8 @@ import (
 // and redirects to the URL without it, so the token leaves the address
 // bar, the history and later Referer headers. Every view request counts
 // against a per-token limit on this instance; the page, its progress and
-// the report also count against the owner's API rate.
+// the report also count against the owner key's rate, in a budget apart
+// from the key's own calls.
 
 // viewPerPage is how many products one page of the view shows.
 const viewPerPage = 20
@@ -165,7 +166,7 @@ func viewRequest(w http.ResponseWriter, r *http.Request, countOwner bool) (*deps
 		return nil, req, false
 	}
 	if err == nil && countOwner {
-		err = d.keys.Allow(r.Context(), owner)
+		err = d.keys.AllowView(r.Context(), owner)
 	}
 	if err != nil {
 		writeError(w, err)

@@ -352,13 +352,20 @@ func (k *Keys) Active(ctx context.Context, id string) (Key, error) {
 
 // Allow counts one call of key in the current minute, shared by every
 // instance, and refuses it past the key's rate with the seconds to wait.
-func (k *Keys) Allow(ctx context.Context, key Key) error {
+func (k *Keys) Allow(ctx context.Context, key Key) error { return k.allow(ctx, key, "") }
+
+// AllowView counts one status page call of key's requests in the current
+// minute, at the key's rate but in a budget of its own: the holders of
+// its links cannot use up the key's own calls.
+func (k *Keys) AllowView(ctx context.Context, key Key) error { return k.allow(ctx, key, "view-") }
+
+func (k *Keys) allow(ctx context.Context, key Key, budget string) error {
 	if key.RatePerMinute <= 0 {
 		return nil
 	}
 	now := k.now()
 	minute := now.Unix() / 60
-	doc := k.FS.Collection(colRates).Doc(key.ID + "-" + strconv.FormatInt(minute, 10))
+	doc := k.FS.Collection(colRates).Doc(key.ID + "-" + budget + strconv.FormatInt(minute, 10))
 	if _, err := doc.Set(ctx, map[string]any{"n": firestore.Increment(1), "expireAt": now.Add(2 * time.Minute)}, firestore.MergeAll); err != nil {
 		return fault.Wrap(fault.Transient, "", err, "counting the request")
 	}

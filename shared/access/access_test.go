@@ -140,3 +140,27 @@ func TestClientAddress(t *testing.T) {
 		}
 	}
 }
+
+// A key's status page calls have a budget of their own at the key's rate:
+// past it views are refused, and the key's own calls are not.
+func TestViewsHaveTheirOwnBudget(t *testing.T) {
+	k := keys(t)
+	ctx := context.Background()
+	_, key, err := k.Create(ctx, "views", 5, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	k.Now = func() time.Time { return at }
+	for i := range 5 {
+		if err := k.AllowView(ctx, key); err != nil {
+			t.Fatalf("view %d: %v", i+1, err)
+		}
+	}
+	if err := k.AllowView(ctx, key); fault.KindOf(err) != fault.RateLimited {
+		t.Errorf("the sixth view this minute: %v, want rate limited", err)
+	}
+	if err := k.Allow(ctx, key); err != nil {
+		t.Errorf("the key's own call after its views: %v", err)
+	}
+}
