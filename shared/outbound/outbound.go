@@ -411,6 +411,12 @@ func (c *Client) FetchAdmitted(ctx context.Context, rawURL string, maxBytes int6
 	if int64(len(body)) > maxBytes {
 		return nil, fault.New(fault.Permanent, ReasonTooLarge, "the image is more than %d bytes", maxBytes)
 	}
+	// Without Content-Length the buffer grew by doubling: an image held
+	// while it waits for a compression slot keeps only its own bytes
+	// (compressImage's memory rule counts max_image_bytes for it).
+	if cap(body)-len(body) > len(body)/8+bytes.MinRead {
+		body = bytes.Clone(body)
+	}
 	return body, nil
 }
 

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -297,5 +298,27 @@ func TestPerHostCapSharedBySpellings(t *testing.T) {
 	}
 	if dns.lookups != 2 {
 		t.Errorf("%d lookups for two fetches by name, want one each", dns.lookups)
+	}
+}
+
+// A body sent without Content-Length is held in a slice of its own size,
+// not in the doubled buffer it was read into.
+func TestFetchHoldsOnlyTheBody(t *testing.T) {
+	const size = 17 << 20
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 1<<20)
+		for range size >> 20 {
+			w.Write(chunk) // chunked: no Content-Length
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	c := NewClient(Options{Guard: Guard{AllowLoopback: true}, Timeout: 10 * time.Second})
+	b, err := c.Fetch(context.Background(), srv.URL+"/x", 25<<20)
+	if err != nil || len(b) != size {
+		t.Fatalf("%d bytes, %v", len(b), err)
+	}
+	if cap(b) > size+size/8+bytes.MinRead {
+		t.Errorf("a %d MiB body is held in %d MiB", size>>20, cap(b)>>20)
 	}
 }
