@@ -220,4 +220,14 @@ func TestSizedRefusesPastThePixelCap(t *testing.T) {
 	if fault.ReasonOf(err) == ReasonTooManyPixels {
 		t.Fatalf("%v: boxes at the cap refused", err)
 	}
+	// The status page's thumbnail is not the user's output: boxes at the
+	// cap still pass with it, and boxes past it are still refused.
+	_, _, _, err = SizedWithThumbnail([]byte("not an image"), 50, DefaultLimits, Box{}, []Box{{Width: 10000}}, 160)
+	if fault.ReasonOf(err) == ReasonTooManyPixels {
+		t.Fatalf("%v: boxes at the cap refused with a thumbnail", err)
+	}
+	_, _, _, err = SizedWithThumbnail([]byte("not an image"), 50, DefaultLimits, Box{}, []Box{{Width: 10000}, {Height: 10000}}, 160)
+	if fault.ReasonOf(err) != ReasonTooManyPixels {
+		t.Fatalf("%v: boxes past the cap with a thumbnail, want too_many_pixels", err)
+	}
 }

@@ -24,6 +24,11 @@ func Sized(in []byte, q int, lim Limits, main Box, extra []Box) (Result, []Resul
 	if err := checkOutputPixels(lim, main, extra); err != nil {
 		return Result{}, nil, err
 	}
+	return sized(in, q, lim, main, extra)
+}
+
+// sized is Sized without the pixel cap's check.
+func sized(in []byte, q int, lim Limits, main Box, extra []Box) (Result, []Result, error) {
 	if main == (Box{}) && len(extra) == 0 {
 		res, err := Compress(in, q, lim)
 		return res, nil, err

@@ -18,6 +18,11 @@ package imagework
 // The thumbnail is nil, and the outputs stand, when the main output fails
 // to decode (never, for outputs Sized makes).
 func SizedWithThumbnail(in []byte, q int, lim Limits, main Box, extra []Box, side int) (Result, []Result, []byte, error) {
+	// The pixel cap is the user's outputs'; the thumbnail (a few thousand
+	// pixels) rides along outside it, as the upload's check counts it.
+	if err := checkOutputPixels(lim, main, extra); err != nil {
+		return Result{}, nil, nil, err
+	}
 	cfg, format, err := CheckHeader(in, lim)
 	if err != nil {
 		return Result{}, nil, nil, err
@@ -37,13 +42,13 @@ func SizedWithThumbnail(in []byte, q int, lim Limits, main Box, extra []Box, sid
 	}
 	box := Box{Width: side, Height: side}
 	if fitting < 0 && (format == "jpeg" || mw != w || mh != h) {
-		res, all, err := Sized(in, q, lim, main, append(extra[:len(extra):len(extra)], box))
+		res, all, err := sized(in, q, lim, main, append(extra[:len(extra):len(extra)], box))
 		if err != nil {
 			return Result{}, nil, nil, err
 		}
 		return res, all[:len(extra)], all[len(extra)].JPEG, nil
 	}
-	res, out, err := Sized(in, q, lim, main, extra)
+	res, out, err := sized(in, q, lim, main, extra)
 	if err != nil {
 		return Result{}, nil, nil, err
 	}
