@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
@@ -46,6 +47,8 @@ func FuzzUpload(f *testing.F) {
 	f.Add("application/json", "", []byte(`{"products":[{"serialNumber":"a","productName":"b","inputUrls":["https://h/x"]}],"SIZES":"t:200x200,u:x10000","maxHeight":null}`))
 	f.Add("application/json", "", []byte(`{"\u0073izes":[{"name":"t","width":10000},{"name":"u","height":10000}],"products":[{"serialNumber":"a","productName":"b","inputUrls":["https://h/x"]}]}`))
 	f.Add("application/json; charset=utf-8", "", []byte(`{"products":[{"serialNumber":true}]}`))
+	f.Add("application/json", "", []byte(`{"products":[`+strings.Repeat(`{},`, 200)+`{}]}`))
+	f.Add("application/json", "", []byte(`{"products":[{"serialNumber":"1","productName":"p","inputUrls":[`+strings.Repeat(`"",`, 1000)+`""]}]}`))
 	f.Add("multipart/form-data; boundary=x", "", []byte("--x\r\nContent-Disposition: form-data; name=\"csv\"\r\n\r\na,b\r\n--x--"))
 	lim := batch.DefaultLimits
 	lim.MaxBytes, lim.MaxRows, lim.MaxImages = 4096, 50, 100

@@ -73,6 +73,37 @@ func TestHugeSizesRefusedUnread(t *testing.T) {
 	}
 }
 
+// A 30 MiB JSON body of empty products, or of one product with a 30 MiB
+// inputUrls, is refused with a 4xx while the process allocates less than
+// 16 MiB reading it: the products are read and checked one at a time.
+func TestHugeJSONProductsRefusedUnread(t *testing.T) {
+	const huge = 30 << 20
+	for name, body := range map[string]string{
+		"empty products": `{"products":[` + strings.Repeat(`{},`, huge/3) + `{}]}`,
+		"URLs in one product": `{"products":[{"serialNumber":"1","productName":"p","inputUrls":[` +
+			strings.Repeat(`"",`, huge/3) + `""]}]}`,
+	} {
+		lim := batch.DefaultLimits
+		lim.MaxBytes = 64 << 20 // the body cap is not what refuses them
+		r := httptest.NewRequest(http.MethodPost, "/api/upload", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, lim.MaxBytes)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := readSubmission(r, lim, func(batch.Product) error { return nil })
+		runtime.ReadMemStats(&after)
+		allocated := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d KiB allocated, %.300v", name, allocated>>10, err)
+		if st := fault.HTTPStatus(err); err == nil || st < 400 || st > 499 {
+			t.Errorf("%s: %.300v (status %d), want a 4xx", name, err, st)
+		}
+		if allocated >= 16<<20 {
+			t.Errorf("%s: %d MiB allocated reading a 30 MiB body, want less than 16", name, allocated>>20)
+		}
+	}
+}
+
 // A value just past its bound is refused, never cut to the bound and
 // read: a form field whose first 4 KiB would be a valid sizes value.
 func TestOptionPastItsBoundRefused(t *testing.T) {

@@ -83,8 +83,11 @@ type problems struct {
 	dropped int
 }
 
+// full reports whether the next problem will only be counted.
+func (p *problems) full() bool { return len(p.list) >= p.max }
+
 func (p *problems) add(format string, args ...any) {
-	if len(p.list) >= p.max {
+	if p.full() {
 		p.dropped++
 		return
 	}
@@ -267,86 +270,167 @@ func splitURLs(cell string) []string {
 	return out
 }
 
-// jsonUpload is the JSON form of an upload.
-type jsonUpload struct {
-	Products []struct {
-		SerialNumber json.RawMessage `json:"serialNumber"`
-		ProductName  string          `json:"productName"`
-		InputURLs    []string        `json:"inputUrls"`
-		InputURLs2   []string        `json:"inputImageUrls"`
-	} `json:"products"`
-	WebhookURL string          `json:"webhookUrl"`
-	Quality    json.RawMessage `json:"quality"`
-	MaxWidth   json.RawMessage `json:"maxWidth"`
-	MaxHeight  json.RawMessage `json:"maxHeight"`
-	Sizes      json.RawMessage `json:"sizes"`
+// jsonProduct is one element of a JSON upload's "products".
+type jsonProduct struct {
+	SerialNumber json.RawMessage `json:"serialNumber"`
+	ProductName  string          `json:"productName"`
+	InputURLs    []string        `json:"inputUrls"`
+	InputURLs2   []string        `json:"inputImageUrls"`
+}
+
+// jsonOptions are the members of a JSON upload other than "products".
+type jsonOptions struct {
+	WebhookURL string
+	Quality    json.RawMessage
+	MaxWidth   json.RawMessage
+	MaxHeight  json.RawMessage
+	Sizes      json.RawMessage
+}
+
+// maxProductBytes bounds one element of a JSON upload's "products" as
+// written, with the spaces before it: every field at its limit (both URL
+// members full), every byte written as a \u escape (6 bytes), and 64 KiB
+// for names, punctuation and spaces.
+func (lim Limits) maxProductBytes() int {
+	return 6*(2*lim.MaxFieldLength+2*lim.MaxURLsPerRow*(lim.MaxURLLength+3)) + 64<<10
 }
 
 // ParseJSON reads {"products":[{"serialNumber","productName","inputUrls":[…]}],
-// "webhookUrl","quality","maxWidth","maxHeight","sizes"}. serialNumber may
-// be a string or a number; the sizing options are SizingFromJSON's. Every
-// member but "products" is refused as soon as it passes its bound
-// (OptionBound), before more of it is read.
+// "webhookUrl","quality","maxWidth","maxHeight","sizes"}, members in any
+// order, names in any case. serialNumber may be a string or a number; the
+// sizing options are SizingFromJSON's. It reads as a stream: every member
+// but "products" is refused as soon as it passes its bound (OptionBound),
+// each product as soon as it passes maxProductBytes, and the products are
+// decoded and checked one at a time, so that the upload is refused at the
+// first product past MaxRows or MaxImages, before more of it is read.
 func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
-	dec := json.NewDecoder(&boundedMembers{r: r})
+	dec := json.NewDecoder(&boundedRuns{r: &boundedMembers{r: r}, bound: lim.maxProductBytes()})
 	dec.DisallowUnknownFields()
-	var in jsonUpload
-	if err := dec.Decode(&in); err != nil {
-		var long *OptionTooLong
-		if errors.As(err, &long) {
-			return Submission{}, long.Fault()
+	var (
+		opts  jsonOptions
+		probs problems
+		v     *validator
+		sub   Submission
+		rows  int
+	)
+	// products reads the value of "products": null or an array. A second
+	// "products" replaces the first, as when decoding into a field.
+	products := func() error {
+		probs = problems{max: lim.MaxProblemsShow}
+		v = newValidator(lim, &probs, "products[%d]")
+		sub.Products, rows = nil, 0
+		tok, err := dec.Token()
+		if err != nil {
+			return err
 		}
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return Submission{}, fault.New(fault.TooLarge, "", "the upload is larger than %d bytes (the limit)", mbe.Limit)
+		if tok == nil {
+			return nil
 		}
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return Submission{}, fault.New(fault.Invalid, "", "invalid JSON at byte %d: %v", se.Offset, err)
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf(`"products" must be an array of products, not %s`, describeToken(tok))
 		}
-		return Submission{}, fault.New(fault.Invalid, "", "invalid JSON: %v", err)
+		var jp jsonProduct // one for all, so that a product allocates only what it holds
+		for i := 0; dec.More(); i++ {
+			if i >= lim.MaxRows {
+				return fault.New(fault.TooLarge, "", "products[%d]: more than %d products (the limit per request)", i, lim.MaxRows)
+			}
+			jp = jsonProduct{}
+			if err := dec.Decode(&jp); err != nil {
+				var run *RunTooLong
+				if errors.As(err, &run) {
+					return fault.New(fault.TooLarge, "", "products[%d]: longer than %d bytes (the limit of one product)", i, run.Bound)
+				}
+				return fmt.Errorf("products[%d]: %w", i, err)
+			}
+			rows++
+			serial, err := serialString(jp.SerialNumber)
+			if err != nil {
+				probs.add("products[%d]: serialNumber %v", i, err)
+				continue
+			}
+			urls := jp.InputURLs
+			if len(urls) == 0 {
+				urls = jp.InputURLs2
+			}
+			if p, ok := v.product(i, serial, jp.ProductName, urls); ok {
+				sub.Products = append(sub.Products, p)
+			}
+			if v.images > lim.MaxImages {
+				return fault.New(fault.TooLarge, "", "products[%d]: more than %d image URLs in the request (the limit)", i, lim.MaxImages)
+			}
+		}
+		_, err = dec.Token() // the closing ]
+		return err
+	}
+	member := func(key string) error {
+		var dst any
+		switch {
+		case strings.EqualFold(key, "products"):
+			return products()
+		case strings.EqualFold(key, "webhookUrl"):
+			dst = &opts.WebhookURL
+		case strings.EqualFold(key, "quality"):
+			dst = &opts.Quality
+		case strings.EqualFold(key, "maxWidth"):
+			dst = &opts.MaxWidth
+		case strings.EqualFold(key, "maxHeight"):
+			dst = &opts.MaxHeight
+		case strings.EqualFold(key, "sizes"):
+			dst = &opts.Sizes
+		default:
+			// Read on to the value's end (its bound is boundedMembers'),
+			// so that a long unknown member is refused as too long.
+			var skipped json.RawMessage
+			if err := dec.Decode(&skipped); err != nil {
+				return err
+			}
+			return fmt.Errorf("json: unknown field %q", key)
+		}
+		if err := dec.Decode(dst); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		return nil
+	}
+	walk := func() error {
+		tok, err := dec.Token()
+		if err != nil || tok == nil { // null: an upload without products
+			return err
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '{' {
+			return fmt.Errorf("the body must be a JSON object, not %s", describeToken(tok))
+		}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			if err := member(tok.(string)); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // the closing }
+		return err
+	}
+	if err := walk(); err != nil {
+		return Submission{}, jsonError(dec, err)
 	}
 	if dec.More() {
 		return Submission{}, fault.New(fault.Invalid, "", "invalid JSON: more than one value in the body")
 	}
-	if len(in.Products) == 0 {
+	if rows == 0 {
 		return Submission{}, fault.New(fault.Invalid, "", `"products" is missing or empty`)
 	}
-	if len(in.Products) > lim.MaxRows {
-		return Submission{}, fault.New(fault.TooLarge, "", "%d products: more than %d (the limit per request)", len(in.Products), lim.MaxRows)
-	}
-	probs := problems{max: lim.MaxProblemsShow}
-	v := newValidator(lim, &probs, "products[%d]")
-	sub := Submission{Products: make([]Product, 0, len(in.Products))}
-	for i, jp := range in.Products {
-		where := fmt.Sprintf("products[%d]", i)
-		serial, err := serialString(jp.SerialNumber)
-		if err != nil {
-			probs.add("%s: serialNumber %v", where, err)
-			continue
-		}
-		urls := jp.InputURLs
-		if len(urls) == 0 {
-			urls = jp.InputURLs2
-		}
-		if p, ok := v.product(i, serial, jp.ProductName, urls); ok {
-			sub.Products = append(sub.Products, p)
-		}
-		if v.images > lim.MaxImages {
-			return Submission{}, fault.New(fault.TooLarge, "", "%s: more than %d image URLs in the request (the limit)", where, lim.MaxImages)
-		}
-	}
-	q, err := ParseQuality(strings.Trim(string(in.Quality), `"`))
+	q, err := ParseQuality(strings.Trim(string(opts.Quality), `"`))
 	if err != nil {
 		probs.add("quality: %v", err)
 	}
 	sub.Quality = q
-	if err := CheckWebhookURL(in.WebhookURL); err != nil {
+	if err := CheckWebhookURL(opts.WebhookURL); err != nil {
 		probs.add("webhookUrl: %v", err)
 	}
-	sub.WebhookURL = in.WebhookURL
+	sub.WebhookURL = opts.WebhookURL
 	var sizingProblems []string
-	sub.Sizing, sizingProblems = SizingFromJSON(in.MaxWidth, in.MaxHeight, in.Sizes)
+	sub.Sizing, sizingProblems = SizingFromJSON(opts.MaxWidth, opts.MaxHeight, opts.Sizes)
 	if len(sizingProblems) == 0 {
 		if err := sub.Sizing.CheckPixels(lim.ImageLimits()); err != nil {
 			sizingProblems = []string{err.Error()}
@@ -359,6 +443,63 @@ func ParseJSON(r io.Reader, lim Limits) (Submission, error) {
 		return Submission{}, err
 	}
 	return sub, nil
+}
+
+// jsonError is the fault for an error dec met reading a JSON upload.
+func jsonError(dec *json.Decoder, err error) error {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	var long *OptionTooLong
+	if errors.As(err, &long) {
+		return long.Fault()
+	}
+	var run *RunTooLong
+	if errors.As(err, &run) {
+		return fault.New(fault.TooLarge, "", "invalid JSON at byte %d: %v (the limit of one product)", dec.InputOffset()+1, run)
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fault.New(fault.TooLarge, "", "the upload is larger than %d bytes (the limit)", mbe.Limit)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fault.New(fault.Invalid, "", "invalid JSON at byte %d: %v", syntaxErrorAt(dec), se)
+	}
+	return fault.New(fault.Invalid, "", "invalid JSON: %v", err)
+}
+
+// syntaxErrorAt is where, counting from 1, the syntax error dec just met
+// is. A SyntaxError's Offset counts only the bytes the decoder scanned as
+// values, not the delimiters its Token read, so it is found again by
+// scanning what dec holds from the piece it failed on.
+func syntaxErrorAt(dec *json.Decoder) int64 {
+	var raw json.RawMessage
+	var se *json.SyntaxError
+	if err := json.NewDecoder(dec.Buffered()).Decode(&raw); errors.As(err, &se) {
+		return dec.InputOffset() + se.Offset
+	}
+	return dec.InputOffset() + 1 // the delimiter dec stopped at
+}
+
+// describeToken names a JSON token's kind for a message.
+func describeToken(tok json.Token) string {
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '{' {
+			return "an object"
+		}
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
 }
 
 func serialString(raw json.RawMessage) (string, error) {
@@ -416,11 +557,14 @@ func newValidator(lim Limits, p *problems, at string) *validator {
 
 // product validates the product at position pos (a line or an index).
 func (v *validator) product(pos int, serial, name string, urls []string) (Product, bool) {
-	where := fmt.Sprintf(v.at, pos)
 	ok := true
 	bad := func(col, format string, args ...any) {
-		v.probs.add("%s, column %q: %s", where, col, fmt.Sprintf(format, args...))
 		ok = false
+		if v.probs.full() { // formatted for nothing: an upload of many bad rows allocates per row
+			v.probs.dropped++
+			return
+		}
+		v.probs.add("%s, column %q: %s", fmt.Sprintf(v.at, pos), col, fmt.Sprintf(format, args...))
 	}
 	serial, name = strings.TrimSpace(serial), strings.TrimSpace(name)
 	switch {

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -216,6 +217,90 @@ func TestParseJSON(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// ParseJSON reads the products one at a time, refusing the upload at the
+// first product past a limit, with the members in any order.
+func TestParseJSONStream(t *testing.T) {
+	good := func(serial string) string {
+		return `{"serialNumber":"` + serial + `","productName":"P","inputUrls":["https://h.example/` + serial + `"]}`
+	}
+	two := DefaultLimits
+	two.MaxRows, two.MaxImages = 2, 3
+	pastBound := `{"products":[{"serialNumber":"a","productName":"b"` + strings.Repeat(" ", DefaultLimits.maxProductBytes()) + `}]}`
+	tests := []struct {
+		name, in, wantErr string
+		lim               *Limits
+		wantSerials       []string
+	}{
+		{name: "options before and after products", in: `{"quality":70,"products":[` + good("a") + `],"webhookUrl":"https://hooks.example/x"}`, wantSerials: []string{"a"}},
+		{name: "a second products replaces the first", in: `{"products":[` + good("a") + `,{}],"PRODUCTS":[` + good("a") + `]}`, wantSerials: []string{"a"}},
+		{name: "null products", in: `{"products":null}`, wantErr: `invalid: "products" is missing or empty`},
+		{name: "products not an array", in: `{"products":"a"}`, wantErr: `invalid: invalid JSON: "products" must be an array of products, not a string`},
+		{name: "body not an object", in: `[1]`, wantErr: `invalid: invalid JSON: the body must be a JSON object, not an array`},
+		{name: "rows past the limit", lim: &two, in: `{"products":[` + good("a") + `,` + good("b") + `,{},{}]}`, wantErr: `too_large: products[2]: more than 2 products (the limit per request)`},
+		{name: "images past the limit", lim: &two, in: `{"products":[` + good("a") + `,{"inputUrls":["","",""]}]}`, wantErr: `too_large: products[1]: more than 3 image URLs in the request (the limit)`},
+		{name: "syntax error in the second product", in: `{"products":[` + good("a") + `, {"serialNumber":tru}]}`, wantErr: `invalid: invalid JSON at byte 109: invalid character '}' in literal true (expecting 'e')`},
+		{name: "unknown member of a product", in: `{"products":[` + good("a") + `,{"colour":1}]}`, wantErr: `invalid: invalid JSON: products[1]: json: unknown field "colour"`},
+		{name: "product past its bound", in: pastBound, wantErr: fmt.Sprintf(`too_large: products[0]: longer than %d bytes (the limit of one product)`, DefaultLimits.maxProductBytes())},
+		{name: "spaces past the bound", in: `{` + strings.Repeat(" ", DefaultLimits.maxProductBytes()+1) + `"products":[]}`, wantErr: fmt.Sprintf(`too_large: invalid JSON at byte 2: more than %d bytes without a separator (the limit of one product)`, DefaultLimits.maxProductBytes())},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lim := DefaultLimits
+			if tt.lim != nil {
+				lim = *tt.lim
+			}
+			got, err := ParseJSON(strings.NewReader(tt.in), lim)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("no error; got %+v", got)
+				}
+				if text(err) != tt.wantErr {
+					t.Fatalf("error\n got: %.300v\nwant: %s", text(err), tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("error: %s", text(err))
+			}
+			var serials []string
+			for _, p := range got.Products {
+				serials = append(serials, p.SerialNumber)
+			}
+			if !reflect.DeepEqual(serials, tt.wantSerials) {
+				t.Errorf("products %q, want %q", serials, tt.wantSerials)
+			}
+		})
+	}
+}
+
+// A product with every field at its limit, every byte written as a \u
+// escape and indented, is within the bound of one product.
+func TestParseJSONLargestProductAccepted(t *testing.T) {
+	lim := DefaultLimits
+	escaped := func(s string) string {
+		var b strings.Builder
+		for _, c := range []byte(s) {
+			fmt.Fprintf(&b, `\u%04x`, c)
+		}
+		return `"` + b.String() + `"`
+	}
+	url := "https://h.example/" + strings.Repeat("a", lim.MaxURLLength-len("https://h.example/"))
+	var urls []string
+	for range lim.MaxURLsPerRow {
+		urls = append(urls, "\n      "+escaped(url))
+	}
+	field := escaped(strings.Repeat("s", lim.MaxFieldLength))
+	product := "{\n    \"serialNumber\": " + field + ",\n    \"productName\": " + field +
+		",\n    \"inputUrls\": [" + strings.Join(urls, ",") + "\n    ],\n    \"inputImageUrls\": [" + strings.Join(urls, ",") + "\n    ]\n  }"
+	sub, err := ParseJSON(strings.NewReader("{\n  \"products\": [\n  "+product+"\n  ]\n}"), lim)
+	if err != nil {
+		t.Fatalf("a %d-byte product: %.300v", len(product), err)
+	}
+	if len(sub.Products) != 1 || len(sub.Products[0].InputURLs) != lim.MaxURLsPerRow || sub.Products[0].InputURLs[0] != url {
+		t.Errorf("got %.300v", sub.Products)
 	}
 }
 
