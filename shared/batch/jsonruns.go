@@ -28,19 +28,7 @@ func (e *RunTooLong) Error() string {
 	return fmt.Sprintf("more than %d bytes without a separator", e.Bound)
 }
 
-func (b *boundedRuns) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
-	}
-	n, err := b.r.Read(p)
-	for i, c := range p[:n] {
-		if e := b.scan(c); e != nil {
-			b.err = e
-			return i, e
-		}
-	}
-	return n, err
-}
+func (b *boundedRuns) Read(p []byte) (int, error) { return scanRead(b.r, p, &b.err, b.scan) }
 
 func (b *boundedRuns) scan(c byte) error {
 	if b.inString {

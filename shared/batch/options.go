@@ -97,14 +97,19 @@ const (
 // maxKey is the longest top-level key, as written, that is looked up.
 const maxKey = 256
 
-func (b *boundedMembers) Read(p []byte) (int, error) {
-	if b.err != nil {
-		return 0, b.err
+func (b *boundedMembers) Read(p []byte) (int, error) { return scanRead(b.r, p, &b.err, b.scan) }
+
+// scanRead reads from r into p and hands each byte to scan; the first
+// error scan returns ends the reading there and is kept in *stop, which
+// every later read answers.
+func scanRead(r io.Reader, p []byte, stop *error, scan func(byte) error) (int, error) {
+	if *stop != nil {
+		return 0, *stop
 	}
-	n, err := b.r.Read(p)
+	n, err := r.Read(p)
 	for i, c := range p[:n] {
-		if e := b.scan(c); e != nil {
-			b.err = e
+		if e := scan(c); e != nil {
+			*stop = e
 			return i, e
 		}
 	}
