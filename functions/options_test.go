@@ -47,6 +47,17 @@ func optionRequests(t *testing.T, short, array string) map[string]*http.Request 
 // A 30 MiB sizes value is refused with a 400 that names the option and
 // its bound, in every form, while the process allocates less than 16 MiB
 // (TotalAlloc: every byte allocated, collected or not) reading it.
+// allocatedReading reads an upload's submission and answers the bytes the
+// process allocated meanwhile.
+func allocatedReading(r *http.Request, lim batch.Limits) (uint64, error) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := readSubmission(r, lim, func(batch.Product) error { return nil })
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc, err
+}
+
 func TestHugeSizesRefusedUnread(t *testing.T) {
 	const huge = 30 << 20
 	short := strings.Repeat("thumb:200,", huge/10)
@@ -55,12 +66,7 @@ func TestHugeSizesRefusedUnread(t *testing.T) {
 	lim.MaxBytes = 64 << 20 // the body cap is not what refuses them
 	for form, r := range optionRequests(t, short, array) {
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, lim.MaxBytes)
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		_, err := readSubmission(r, lim, func(batch.Product) error { return nil })
-		runtime.ReadMemStats(&after)
-		allocated := after.TotalAlloc - before.TotalAlloc
+		allocated, err := allocatedReading(r, lim)
 		t.Logf("%s: %d KiB allocated, %v", form, allocated>>10, err)
 		var fe *fault.Error
 		if !errors.As(err, &fe) || fe.Kind != fault.Invalid || len(fe.Details) != 1 ||
@@ -88,12 +94,7 @@ func TestHugeJSONProductsRefusedUnread(t *testing.T) {
 		r := httptest.NewRequest(http.MethodPost, "/api/upload", strings.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, lim.MaxBytes)
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		_, err := readSubmission(r, lim, func(batch.Product) error { return nil })
-		runtime.ReadMemStats(&after)
-		allocated := after.TotalAlloc - before.TotalAlloc
+		allocated, err := allocatedReading(r, lim)
 		t.Logf("%s: %d KiB allocated, %.300v", name, allocated>>10, err)
 		if st := fault.HTTPStatus(err); err == nil || st < 400 || st > 499 {
 			t.Errorf("%s: %.300v (status %d), want a 4xx", name, err, st)
