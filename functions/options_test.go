@@ -44,9 +44,6 @@ func optionRequests(t *testing.T, short, array string) map[string]*http.Request 
 	}
 }
 
-// A 30 MiB sizes value is refused with a 400 that names the option and
-// its bound, in every form, while the process allocates less than 16 MiB
-// (TotalAlloc: every byte allocated, collected or not) reading it.
 // allocatedReading reads an upload's submission and answers the bytes the
 // process allocated meanwhile.
 func allocatedReading(r *http.Request, lim batch.Limits) (uint64, error) {
@@ -58,6 +55,9 @@ func allocatedReading(r *http.Request, lim batch.Limits) (uint64, error) {
 	return after.TotalAlloc - before.TotalAlloc, err
 }
 
+// A 30 MiB sizes value is refused with a 400 that names the option and
+// its bound, in every form, while the process allocates less than 16 MiB
+// (TotalAlloc: every byte allocated, collected or not) reading it.
 func TestHugeSizesRefusedUnread(t *testing.T) {
 	const huge = 30 << 20
 	short := strings.Repeat("thumb:200,", huge/10)
