@@ -14,11 +14,11 @@ import (
 // spaces between them), whatever the body's size. It tracks only strings
 // and nesting; the decoder reading through it checks the syntax.
 type boundedRuns struct {
-	r                io.Reader
-	bound            int
-	depth, n         int
-	inString, escape bool
-	err              error
+	r        io.Reader
+	bound    int
+	depth, n int
+	str      jsonString
+	err      error
 }
 
 // RunTooLong is a piece of a JSON body longer than the bound of one piece.
@@ -31,20 +31,13 @@ func (e *RunTooLong) Error() string {
 func (b *boundedRuns) Read(p []byte) (int, error) { return scanRead(b.r, p, &b.err, b.scan) }
 
 func (b *boundedRuns) scan(c byte) error {
-	if b.inString {
-		switch {
-		case b.escape:
-			b.escape = false
-		case c == '\\':
-			b.escape = true
-		case c == '"':
-			b.inString = false
-		}
+	if b.str.in {
+		b.str.step(c)
 	} else {
 		outer := b.depth <= 2
 		switch c {
 		case '"':
-			b.inString = true
+			b.str.in = true
 		case '{', '[':
 			b.depth++
 		case '}', ']':

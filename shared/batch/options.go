@@ -75,14 +75,14 @@ func checkLength(option string, n int) error {
 // held, much beyond its bound. It tracks only strings, nesting and the
 // top-level keys; the decoder reading through it checks the syntax.
 type boundedMembers struct {
-	r                io.Reader
-	depth            int
-	inString, escape bool
-	state            memberState
-	key              []byte // the top-level key being read, as written
-	option           string // the member whose value is being read
-	bound, n         int    // its bound (-1: none) and bytes so far
-	err              error
+	r        io.Reader
+	depth    int
+	str      jsonString
+	state    memberState
+	key      []byte // the top-level key being read, as written
+	option   string // the member whose value is being read
+	bound, n int    // its bound (-1: none) and bytes so far
+	err      error
 }
 
 type memberState int
@@ -102,6 +102,23 @@ func (b *boundedMembers) Read(p []byte) (int, error) { return scanRead(b.r, p, &
 // scanRead reads from r into p and hands each byte to scan; the first
 // error scan returns ends the reading there and is kept in *stop, which
 // every later read answers.
+// jsonString follows a scan through a JSON string's bytes.
+type jsonString struct{ in, escape bool }
+
+// step takes byte c inside a string and reports whether c closed it.
+func (s *jsonString) step(c byte) (closed bool) {
+	switch {
+	case s.escape:
+		s.escape = false
+	case c == '\\':
+		s.escape = true
+	case c == '"':
+		s.in = false
+		return true
+	}
+	return false
+}
+
 func scanRead(r io.Reader, p []byte, stop *error, scan func(byte) error) (int, error) {
 	if *stop != nil {
 		return 0, *stop
@@ -118,25 +135,17 @@ func scanRead(r io.Reader, p []byte, stop *error, scan func(byte) error) (int, e
 
 func (b *boundedMembers) scan(c byte) error {
 	top := b.depth == 1
-	if b.state == inValue && top && !b.inString && (c == ',' || c == '}') {
+	if b.state == inValue && top && !b.str.in && (c == ',' || c == '}') {
 		b.state = beforeKey
 	} else if b.state == inValue && b.bound >= 0 {
 		if b.n++; b.n > b.bound {
 			return &OptionTooLong{Option: b.option, Bound: b.bound}
 		}
 	}
-	if b.inString {
-		switch {
-		case b.escape:
-			b.escape = false
-		case c == '\\':
-			b.escape = true
-		case c == '"':
-			b.inString = false
-			if top && b.state == inKey {
-				b.state = afterKey
-				return nil
-			}
+	if b.str.in {
+		if b.str.step(c) && top && b.state == inKey {
+			b.state = afterKey
+			return nil
 		}
 		if top && b.state == inKey && len(b.key) <= maxKey {
 			b.key = append(b.key, c)
@@ -145,7 +154,7 @@ func (b *boundedMembers) scan(c byte) error {
 	}
 	switch c {
 	case '"':
-		b.inString = true
+		b.str.in = true
 		if top && b.state == beforeKey {
 			b.state, b.key = inKey, b.key[:0]
 		}
