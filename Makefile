@@ -32,11 +32,11 @@ SHARP_VERSION := 0.35.5
 BENCH_REPS ?= 3
 
 # Deploying: make deploy PROJECT=my-project [REGION=us-central1]
-REGION ?= us-central1
 TF := TF_IN_AUTOMATION=1 terraform -chdir=terraform
 CDKTF_GOOGLE := @cdktf/provider-google@16.12.1
+CDKTF_TIME := @cdktf/provider-time@11.0.1
 
-.PHONY: help tools chromium dev demo bench bench-pipeline load fuzz faults test test-unit lint deploy deploy-check source tf-schema emulators-up emulators-down emulators-status clean
+.PHONY: help tools chromium dev demo bench bench-pipeline load fuzz faults test test-unit lint deploy rotate-secrets deploy-check source tf-schema emulators-up emulators-down emulators-status clean
 
 help:
 	@echo "make dev              emulators + function host on $(DEV_HOST); Ctrl-C stops all"
@@ -48,6 +48,7 @@ help:
 	@echo "make load             20,000 images through the local stack: images/s and where the time goes"
 	@echo "make fuzz             every fuzz target for FUZZTIME (default 60s) each"
 	@echo "make deploy PROJECT=P [REGION=R]   build the source archive, terraform apply, print the API URL"
+	@echo "make rotate-secrets PROJECT=P   write changed terraform/.webhook-secrets or .view-link-keys as new versions, then deploy"
 	@echo "make deploy-check     offline: terraform fmt, provider schema, wiring and archive checks (part of make test)"
 	@echo "make emulators-up     start the dev emulators in the background (ports 8085 8086 4443 8123)"
 	@echo "make emulators-down   stop them (by the PIDs recorded in .stack/dev/pids)"
@@ -104,41 +105,32 @@ deploy-check:
 source:
 	@go run ./functions/cmd/imgpipe-source -o $(BIN)/source
 
-# Regenerates terraform/schema/google.json from the npm package of the
-# provider schema for the pinned version (after adding a resource type).
+# Regenerates terraform/schema/{google,time}.json from the npm packages of
+# the provider schemas for the pinned versions (after adding a resource type).
 tf-schema:
-	@mkdir -p $(BIN)/cdktf && cd $(BIN)/cdktf && rm -rf package *.tgz \
-	  && npm pack --silent $(CDKTF_GOOGLE) >/dev/null && tar xzf *.tgz
-	@node terraform/schema/generate.mjs $(BIN)/cdktf/package terraform > terraform/schema/google.json
-	@echo "terraform/schema/google.json regenerated from $(CDKTF_GOOGLE)"
+	@for pkg in $(CDKTF_GOOGLE) $(CDKTF_TIME); do \
+	  name=$$(echo $$pkg | sed 's|@cdktf/provider-||; s|@.*||'); \
+	  mkdir -p $(BIN)/cdktf-$$name && (cd $(BIN)/cdktf-$$name && rm -rf package *.tgz \
+	    && npm pack --silent $$pkg >/dev/null && tar xzf *.tgz) || exit 1; \
+	  node terraform/schema/generate.mjs $(BIN)/cdktf-$$name/package terraform > terraform/schema/$$name.json || exit 1; \
+	  echo "terraform/schema/$$name.json regenerated from $$pkg"; \
+	done
 
-# Applies terraform/ to PROJECT. Two secrets are generated on the first
-# deploy into files git ignores: the webhook signing secret
-# (terraform/.webhook-secrets, for webhook receivers too) and the status
-# link key (terraform/.view-link-keys, for the functions alone). Each is
-# written to Secret Manager write-only, again whenever its file changes (a
-# new secret version; terraform/README.md says how to rotate).
-deploy:
-	@if [ -z "$(PROJECT)" ]; then echo "usage: make deploy PROJECT=my-project [REGION=us-central1]"; exit 2; fi
-	@command -v terraform >/dev/null || { echo "make deploy needs terraform >= 1.11 on PATH"; exit 1; }
-	@command -v gcloud >/dev/null || { echo "make deploy needs gcloud, signed in (gcloud auth application-default login)"; exit 1; }
-	@if [ ! -s terraform/.webhook-secrets ]; then umask 077; echo "whsec_$$(head -c 32 /dev/urandom | base64)" > terraform/.webhook-secrets; \
-	  echo "generated a webhook signing secret in terraform/.webhook-secrets: give it to your webhook receivers"; fi
-	@if [ ! -s terraform/.view-link-keys ]; then umask 077; head -c 32 /dev/urandom | base64 > terraform/.view-link-keys; \
-	  echo "generated a status link key in terraform/.view-link-keys: the functions alone use it; never give it to anyone (whoever holds it can open every status page)"; fi
+# Applies terraform/ to PROJECT (terraform/deploy.sh). Two secrets are kept
+# in Secret Manager, and a copy of each in a file git ignores: the webhook
+# signing secret (terraform/.webhook-secrets, for webhook receivers too) and
+# the status link key (terraform/.view-link-keys, for the functions alone).
+# The first deploy generates them; a deploy from another machine fetches
+# them; make rotate-secrets writes a changed file as a new version
+# (terraform/README.md says how to rotate). REGION is passed on only when
+# given here, so terraform.tfvars can set it.
+deploy rotate-secrets:
+	@if [ -z "$(PROJECT)" ]; then echo "usage: make $@ PROJECT=my-project [REGION=us-central1]"; exit 2; fi
+	@command -v terraform >/dev/null || { echo "make $@ needs terraform >= 1.11 on PATH"; exit 1; }
+	@command -v gcloud >/dev/null || { echo "make $@ needs gcloud, signed in (gcloud auth login and gcloud auth application-default login)"; exit 1; }
 	@archive=$$(go run ./functions/cmd/imgpipe-source -o $(BIN)/source) || exit 1; \
-	  sum=$$(sha256sum terraform/.webhook-secrets | cut -c1-64); \
-	  read ver applied 2>/dev/null < terraform/.webhook-secrets.applied || { ver=1; applied=$$sum; }; \
-	  if [ "$$sum" != "$$applied" ]; then ver=$$((ver + 1)); echo "webhook secrets changed: writing them as version $$ver"; fi; \
-	  vsum=$$(sha256sum terraform/.view-link-keys | cut -c1-64); \
-	  read vver vapplied 2>/dev/null < terraform/.view-link-keys.applied || { vver=1; vapplied=$$vsum; }; \
-	  if [ "$$vsum" != "$$vapplied" ]; then vver=$$((vver + 1)); echo "status link keys changed: writing them as version $$vver"; fi; \
-	  $(TF) init -input=false >/dev/null && \
-	  TF_VAR_webhook_secrets="$$(cat terraform/.webhook-secrets)" TF_VAR_view_link_keys="$$(cat terraform/.view-link-keys)" $(TF) apply -input=false \
-	    -var project=$(PROJECT) -var region=$(REGION) -var source_archive=$(CURDIR)/$$archive \
-	    -var webhook_secrets_version=$$ver -var view_link_keys_version=$$vver && \
-	  echo "$$ver $$sum" > terraform/.webhook-secrets.applied && \
-	  echo "$$vver $$vsum" > terraform/.view-link-keys.applied && \
+	  terraform/deploy.sh $(if $(filter rotate-secrets,$@),rotate,deploy) $(PROJECT) $(CURDIR)/$$archive \
+	    $(if $(filter command line,$(origin REGION)),-var region=$(REGION)) && \
 	  echo && echo "imgpipe is up: $$($(TF) output -raw api_url)" && \
 	  echo "First API key (printed once):" && \
 	  echo "  GOOGLE_CLOUD_PROJECT=$(PROJECT) go run ./functions/cmd/imgpipe-keys create -name first-key" && \

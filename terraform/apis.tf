@@ -26,3 +26,16 @@ resource "google_project_service" "apis" {
   service            = each.value
   disable_on_destroy = false
 }
+
+# Enabling a service is eventually consistent: calls made right after it
+# may be refused as if it were still disabled (the provider's
+# google_project_service guide, "Newly activated service errors"). Every
+# other resource waits for this pause, not for the services themselves; a
+# change to the list of services waits again.
+resource "time_sleep" "apis_ready" {
+  create_duration = "60s"
+  triggers = {
+    apis = join(",", sort(local.apis))
+  }
+  depends_on = [google_project_service.apis]
+}

@@ -1,11 +1,17 @@
 # The (default) database, in Native mode. Deleting the stack keeps it (the
 # provider's default deletion_policy, ABANDON): requests and API keys are
 # data, not infrastructure.
+locals {
+  firestore_location = var.firestore_location != "" ? var.firestore_location : (
+    startswith(var.region, "us-") ? "nam5" : (startswith(var.region, "europe-") ? "eur3" : var.region)
+  )
+}
+
 resource "google_firestore_database" "default" {
   name        = "(default)"
-  location_id = var.firestore_location
+  location_id = local.firestore_location
   type        = "FIRESTORE_NATIVE"
-  depends_on  = [google_project_service.apis]
+  depends_on  = [time_sleep.apis_ready]
 }
 
 # TTL policies: Firestore deletes a document some time after its expireAt.

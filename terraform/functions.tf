@@ -106,23 +106,23 @@ resource "google_cloudfunctions2_function" "fn" {
       key        = "IMGPIPE_WEBHOOK_SECRETS"
       project_id = var.project
       secret     = google_secret_manager_secret.webhook.secret_id
-      version    = google_secret_manager_secret_version.webhook.version
+      version    = var.webhook_secrets_version
     }
 
     secret_environment_variables {
       key        = "IMGPIPE_VIEW_LINK_KEYS"
       project_id = var.project
       secret     = google_secret_manager_secret.view_link_keys.secret_id
-      version    = google_secret_manager_secret_version.view_link_keys.version
+      version    = var.view_link_keys_version
     }
   }
 
+  # The grants' pause follows the APIs' pause (every grant waits for it);
+  # the first secret versions exist before any instance starts.
   depends_on = [
-    google_project_service.apis,
-    google_project_iam_member.build,
-    google_artifact_registry_repository_iam_member.build_writer,
-    google_secret_manager_secret_iam_member.functions_read_webhook,
-    google_secret_manager_secret_iam_member.functions_read_view_link_keys,
+    time_sleep.grants_propagated,
+    google_secret_manager_secret_version.webhook_first,
+    google_secret_manager_secret_version.view_link_keys_first,
   ]
 }
 

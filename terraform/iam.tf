@@ -2,25 +2,25 @@
 # - functions: what the functions run as (Firestore, Pub/Sub, Cloud Tasks,
 #   the images bucket, the webhook secret, signing its own links);
 # - pusher: the OIDC identity of Pub/Sub pushes and webhook tasks, allowed
-#   to invoke the three private functions and nothing else;
+#   to invoke the four private functions and nothing else;
 # - build: what Cloud Build builds the function source as.
 
 resource "google_service_account" "functions" {
   account_id   = "imgpipe-functions"
   display_name = "imgpipe functions"
-  depends_on   = [google_project_service.apis]
+  depends_on   = [time_sleep.apis_ready]
 }
 
 resource "google_service_account" "pusher" {
   account_id   = "imgpipe-pusher"
   display_name = "imgpipe Pub/Sub push and Cloud Tasks identity"
-  depends_on   = [google_project_service.apis]
+  depends_on   = [time_sleep.apis_ready]
 }
 
 resource "google_service_account" "build" {
   account_id   = "imgpipe-build"
   display_name = "imgpipe Cloud Build"
-  depends_on   = [google_project_service.apis]
+  depends_on   = [time_sleep.apis_ready]
 }
 
 resource "google_project_iam_member" "functions" {
@@ -77,5 +77,26 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
 
 data "google_project" "this" {
   project_id = var.project
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
+}
+
+# IAM grants take effect eventually. The build reads the source and writes
+# the image as the build account, and each function's deployment checks
+# that the runtime account can read its secrets: started seconds after
+# those grants, either may be refused. The functions wait for this pause
+# after every grant they need to be built and started, as the provider's
+# own "Cloudfunctions2 Basic Builder" example does.
+resource "time_sleep" "grants_propagated" {
+  create_duration = "60s"
+  depends_on = [
+    google_project_iam_member.build,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_project_iam_member.functions,
+    google_service_account_iam_member.functions_sign_own_links,
+    google_service_account_iam_member.functions_act_as_pusher,
+    google_storage_bucket_iam_member.functions_write_images,
+    google_storage_bucket_iam_member.functions_write_private,
+    google_secret_manager_secret_iam_member.functions_read_webhook,
+    google_secret_manager_secret_iam_member.functions_read_view_link_keys,
+  ]
 }

@@ -55,7 +55,7 @@ resource "google_logging_metric" "count" {
     }
   }
   label_extractors = each.key == "imgpipe_images_failed" ? { reason = "EXTRACT(jsonPayload.reason)" } : {}
-  depends_on       = [google_project_service.apis]
+  depends_on       = [time_sleep.apis_ready]
 }
 
 # Distributions of one value a compressed image logs.
@@ -81,7 +81,7 @@ resource "google_logging_metric" "distribution" {
       scale              = 1
     }
   }
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_monitoring_notification_channel" "email" {
@@ -89,7 +89,7 @@ resource "google_monitoring_notification_channel" "email" {
   display_name = "imgpipe operators"
   type         = "email"
   labels       = { email_address = var.alert_email }
-  depends_on   = [google_project_service.apis]
+  depends_on   = [time_sleep.apis_ready]
 }
 
 locals {
@@ -173,7 +173,7 @@ resource "google_monitoring_alert_policy" "alerts" {
     content   = each.value.doc
     mime_type = "text/markdown"
   }
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_monitoring_dashboard" "imgpipe" {
@@ -216,5 +216,5 @@ resource "google_monitoring_dashboard" "imgpipe" {
       }]
     }
   })
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }

@@ -10,12 +10,12 @@
 
 resource "google_pubsub_topic" "images" {
   name       = var.images_topic
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_pubsub_topic" "dead_letters" {
   name       = "${var.images_topic}-dead"
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 resource "google_pubsub_subscription" "compress" {

@@ -23,5 +23,5 @@ resource "google_cloud_scheduler_job" "sweep" {
     }
   }
 
-  depends_on = [google_project_service.apis, google_cloud_run_service_iam_member.pusher]
+  depends_on = [time_sleep.apis_ready, google_cloud_run_service_iam_member.pusher]
 }

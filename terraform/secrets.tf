@@ -1,30 +1,39 @@
 # Two secrets live in Secret Manager, each readable by the functions' account
-# alone. Their values reach it through a write-only attribute, so they are
-# in neither the state nor the plan.
-#
-# A new value is a new secret version, which replaces the old one: the new
-# version is created and the functions rolled onto it before the old one is
-# deleted (create_before_destroy), so no instance starts against a version
-# that is gone.
+# alone. Secret Manager holds their versions, and is the one place that
+# says which is current:
+# - the first version of each is written here, from an ephemeral variable
+#   through a write-only attribute (in neither the state nor the plan),
+#   once: it is never replaced, and never deleted or re-enabled by
+#   Terraform (deletion_policy ABANDON, enabled ignored);
+# - later versions are added by `make rotate-secrets` (terraform/secrets.sh),
+#   never by an apply, so no apply, from any machine or without make, can
+#   write an older value over a newer one;
+# - the functions read the version named by webhook_secrets_version and
+#   view_link_keys_version: make deploy passes the newest enabled version's
+#   number, read from Secret Manager; an apply without it reads "latest",
+#   the same version. Older versions are disabled only after an apply has
+#   moved every function off them, so an instance always starts on a
+#   readable version.
 
 # The webhook signing secrets: webhook receivers hold them too, to check
 # each delivery's signature.
 resource "google_secret_manager_secret" "webhook" {
   secret_id  = "imgpipe-webhook-secrets"
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 
   replication {
     auto {}
   }
 }
 
-resource "google_secret_manager_secret_version" "webhook" {
+resource "google_secret_manager_secret_version" "webhook_first" {
   secret                 = google_secret_manager_secret.webhook.id
   secret_data_wo         = var.webhook_secrets
-  secret_data_wo_version = var.webhook_secrets_version
+  secret_data_wo_version = 1
+  deletion_policy        = "ABANDON"
 
   lifecycle {
-    create_before_destroy = true
+    ignore_changes = [enabled, secret_data_wo_version]
   }
 }
 
@@ -36,23 +45,24 @@ resource "google_secret_manager_secret_iam_member" "functions_read_webhook" {
 
 # The keys signing the status page links. Server-only: whoever holds one
 # can open any tenant's status page, so it is never given to anyone, and
-# replacing it revokes every link it signed.
+# dropping a key revokes every link it signed.
 resource "google_secret_manager_secret" "view_link_keys" {
   secret_id  = "imgpipe-view-link-keys"
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 
   replication {
     auto {}
   }
 }
 
-resource "google_secret_manager_secret_version" "view_link_keys" {
+resource "google_secret_manager_secret_version" "view_link_keys_first" {
   secret                 = google_secret_manager_secret.view_link_keys.id
   secret_data_wo         = var.view_link_keys
-  secret_data_wo_version = var.view_link_keys_version
+  secret_data_wo_version = 1
+  deletion_policy        = "ABANDON"
 
   lifecycle {
-    create_before_destroy = true
+    ignore_changes = [enabled, secret_data_wo_version]
   }
 }
 

@@ -15,7 +15,7 @@ resource "google_storage_bucket" "images" {
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = var.output_urls == "public" ? "inherited" : "enforced"
-  depends_on                  = [google_project_service.apis]
+  depends_on                  = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket_iam_member" "functions_write_images" {
@@ -39,7 +39,7 @@ resource "google_storage_bucket" "private" {
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  depends_on                  = [google_project_service.apis]
+  depends_on                  = [time_sleep.apis_ready]
 
   # Reports are written again on demand; old copies are only cost.
   lifecycle_rule {
@@ -77,7 +77,7 @@ resource "google_storage_bucket" "source" {
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
-  depends_on                  = [google_project_service.apis]
+  depends_on                  = [time_sleep.apis_ready]
 }
 
 resource "google_storage_bucket_object" "source" {
@@ -93,7 +93,7 @@ resource "google_artifact_registry_repository" "functions" {
   repository_id = "imgpipe-functions"
   format        = "DOCKER"
   description   = "imgpipe function images"
-  depends_on    = [google_project_service.apis]
+  depends_on    = [time_sleep.apis_ready]
 
   cleanup_policies {
     id     = "keep-recent"

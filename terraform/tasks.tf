@@ -3,7 +3,7 @@
 resource "google_cloud_tasks_queue" "webhooks" {
   name       = var.webhook_queue
   location   = var.region
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 
   retry_config {
     max_attempts  = var.webhook_max_attempts

@@ -11,8 +11,8 @@ variable "region" {
 
 variable "firestore_location" {
   type        = string
-  default     = "nam5"
-  description = "Location of the (default) Firestore database: a multi-region such as nam5 or eur3, or a region. Fixed once created."
+  default     = ""
+  description = "Location of the (default) Firestore database: a multi-region such as nam5 or eur3, or a region. Empty follows region: nam5 for a us- region, eur3 for a europe- region, the region itself elsewhere. Fixed once created."
 }
 
 variable "bucket" {
@@ -59,13 +59,17 @@ variable "webhook_secrets" {
   default     = null
   sensitive   = true
   ephemeral   = true
-  description = "IMGPIPE_WEBHOOK_SECRETS: comma-separated whsec_<base64> secrets, newest first while rotating. Written to Secret Manager (write-only: never in state or plan) when webhook_secrets_version changes; make deploy passes it from terraform/.webhook-secrets."
+  description = "IMGPIPE_WEBHOOK_SECRETS: comma-separated whsec_<base64> secrets, newest first while rotating. Written to Secret Manager (write-only: never in state or plan) as the secret's first version, on the first apply only; make deploy passes it from terraform/.webhook-secrets. Later versions come from make rotate-secrets."
 }
 
 variable "webhook_secrets_version" {
-  type        = number
-  default     = 1
-  description = "Raise by one to write webhook_secrets as a new Secret Manager version (rotation)."
+  type        = string
+  default     = "latest"
+  description = "Secret Manager version of the webhook secrets the functions read: a version number, or latest. make deploy passes the newest enabled version's number, so a new version rolls the functions onto it."
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.webhook_secrets_version))
+    error_message = "webhook_secrets_version is a version number or latest."
+  }
 }
 
 variable "view_link_keys" {
@@ -73,13 +77,17 @@ variable "view_link_keys" {
   default     = null
   sensitive   = true
   ephemeral   = true
-  description = "IMGPIPE_VIEW_LINK_KEYS: comma-separated base64 keys of at least 32 random bytes, newest first, signing the status page links. Server-only: never given to anyone. Written to Secret Manager (write-only: never in state or plan) when view_link_keys_version changes; make deploy passes it from terraform/.view-link-keys."
+  description = "IMGPIPE_VIEW_LINK_KEYS: comma-separated base64 keys of at least 32 random bytes, newest first, signing the status page links. Server-only: never given to anyone. Written to Secret Manager (write-only: never in state or plan) as the secret's first version, on the first apply only; make deploy passes it from terraform/.view-link-keys. Later versions come from make rotate-secrets."
 }
 
 variable "view_link_keys_version" {
-  type        = number
-  default     = 1
-  description = "Raise by one to write view_link_keys as a new Secret Manager version (rotation: links signed only by a removed key stop working)."
+  type        = string
+  default     = "latest"
+  description = "Secret Manager version of the status link keys the functions read: a version number, or latest. make deploy passes the newest enabled version's number."
+  validation {
+    condition     = can(regex("^(latest|[1-9][0-9]*)$", var.view_link_keys_version))
+    error_message = "view_link_keys_version is a version number or latest."
+  }
 }
 
 variable "view_link_ttl" {

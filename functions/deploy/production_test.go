@@ -116,42 +116,8 @@ func TestFunctionsSizedForTheirConcurrency(t *testing.T) {
 // others, to something that does.
 func TestEverythingWaitsForTheAPIs(t *testing.T) {
 	blocks := loadTerraform(t, tfDir)
-	deps := map[string][]string{}
-	locals := map[string][]string{}
-	for _, b := range blocks {
-		switch b.Type {
-		case "resource", "data":
-			deps[b.Addr()] = references(b.Body)
-		case "locals":
-			for name, a := range b.Body.Attributes {
-				locals["local."+name] = traversalRefs(a.Expr.Variables())
-			}
-		}
-	}
-	var waits func(addr string, seen map[string]bool) bool
-	waits = func(addr string, seen map[string]bool) bool {
-		if addr == "google_project_service.apis" {
-			return true
-		}
-		if seen[addr] {
-			return false
-		}
-		seen[addr] = true
-		refs := deps[addr]
-		if strings.HasPrefix(addr, "local.") {
-			refs = locals[addr]
-		}
-		for _, r := range refs {
-			if waits(r, seen) {
-				return true
-			}
-		}
-		return false
-	}
-	for addr := range deps {
-		if addr != "google_project_service.apis" && !waits(addr, map[string]bool{}) {
-			t.Errorf("%s may be created before the APIs it needs are enabled", addr)
-		}
+	for _, p := range waitProblems(blocks) {
+		t.Error(p)
 	}
 	e := newEvaluator(t, blocks, nil)
 	apis, _ := e.local("apis")
@@ -179,8 +145,8 @@ func TestFirestoreDatabaseAndTTL(t *testing.T) {
 		t.Fatalf("%d Firestore databases, want 1", len(dbs))
 	}
 	db := dbs[0].Body
-	if e.str(t, db, "name") != "(default)" || e.str(t, db, "type") != "FIRESTORE_NATIVE" || exprText(db.Attributes["location_id"].Expr) != "var.firestore_location" {
-		t.Errorf("the database is not (default), native, at var.firestore_location")
+	if e.str(t, db, "name") != "(default)" || e.str(t, db, "type") != "FIRESTORE_NATIVE" || exprText(db.Attributes["location_id"].Expr) != "local.firestore_location" {
+		t.Errorf("the database is not (default), native, at local.firestore_location")
 	}
 	ttl := map[string]bool{}
 	for _, f := range ofType(blocks, "resource", "google_firestore_field") {
@@ -259,7 +225,7 @@ var secretsOfTerraform = []struct{ env, resource, variable string }{
 
 // Each secret comes from a Secret Manager secret of its own, written
 // write-only from an ephemeral variable, read by the functions' account
-// alone, and replaced without a moment when no version exists; no IMGPIPE_
+// alone (its versions: TestSecretVersionsNeverRollBack); no IMGPIPE_
 // variable the product requires is missing, and every one Terraform sets is
 // one the product reads.
 func TestSecretsAndEnvironment(t *testing.T) {
@@ -308,35 +274,6 @@ func TestSecretsAndEnvironment(t *testing.T) {
 			if got := exprText(b.Attributes["secret"].Expr); got != "google_secret_manager_secret."+sec.resource+".secret_id" {
 				t.Errorf("%s comes from %s", sec.env, got)
 			}
-			if got := exprText(b.Attributes["version"].Expr); got != "google_secret_manager_secret_version."+sec.resource+".version" {
-				t.Errorf("%s reads version %s, not the one Terraform writes", sec.env, got)
-			}
-		}
-		v := mustFind(t, blocks, "resource", "google_secret_manager_secret_version", sec.resource)
-		if _, ok := v.Body.Attributes["secret_data"]; ok {
-			t.Errorf("%s: secret_data is kept in Terraform's state; use secret_data_wo", v.Addr())
-		}
-		if a, ok := v.Body.Attributes["secret_data_wo"]; !ok || exprText(a.Expr) != "var."+sec.variable {
-			t.Errorf("%s is not written from var.%s", v.Addr(), sec.variable)
-		}
-		if a, ok := v.Body.Attributes["secret_data_wo_version"]; !ok || exprText(a.Expr) != "var."+sec.variable+"_version" {
-			t.Errorf("%s: no secret_data_wo_version = var.%s_version, so a new value would never be written", v.Addr(), sec.variable)
-		}
-		// secret_data_wo_version replaces the version; by default the old
-		// one is destroyed first, and an instance starting meanwhile
-		// cannot fetch its secret.
-		cbd := false
-		for _, l := range childBlocks(v.Body, "lifecycle") {
-			if a, ok := l.Body.Attributes["create_before_destroy"]; ok && e.value(t, a.Expr) == cty.True {
-				cbd = true
-			}
-		}
-		keepsOld := false
-		if _, ok := v.Body.Attributes["deletion_policy"]; ok {
-			keepsOld = e.str(t, v.Body, "deletion_policy") != "DELETE"
-		}
-		if !cbd && !keepsOld {
-			t.Errorf("%s: the old version is deleted before the new one exists; set create_before_destroy or a deletion_policy that keeps it", v.Addr())
 		}
 		sv := mustFind(t, blocks, "variable", sec.variable)
 		if eph, ok := sv.Body.Attributes["ephemeral"]; !ok || e.value(t, eph.Expr) != cty.True {
@@ -363,10 +300,10 @@ func TestSecretsAndEnvironment(t *testing.T) {
 	}
 }
 
-// Every file make deploy writes under terraform/ (the generated secrets
-// and what it last applied) is ignored by git.
+// Every file make deploy writes under terraform/ (this machine's copy of
+// the secrets) is ignored by git.
 func TestDeployWritesOnlyIgnoredFiles(t *testing.T) {
-	mk, err := os.ReadFile("../../Makefile")
+	script, err := os.ReadFile(filepath.Join(tfDir, "deploy.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,17 +315,17 @@ func TestDeployWritesOnlyIgnoredFiles(t *testing.T) {
 	for _, l := range strings.Split(string(gi), "\n") {
 		ignored[strings.TrimSpace(l)] = true
 	}
-	written := regexp.MustCompile(`>\s*terraform/(\.[A-Za-z0-9._-]+)`).FindAllStringSubmatch(string(mk), -1)
+	written := regexp.MustCompile(`"\$dir/(\.[A-Za-z0-9._-]+)"`).FindAllStringSubmatch(string(script), -1)
 	files := map[string]bool{}
 	for _, w := range written {
 		files[w[1]] = true
 		if !ignored[w[1]] {
-			t.Errorf("make deploy writes terraform/%s, which terraform/.gitignore does not ignore", w[1])
+			t.Errorf("terraform/deploy.sh writes terraform/%s, which terraform/.gitignore does not ignore", w[1])
 		}
 	}
 	for _, want := range []string{".webhook-secrets", ".view-link-keys"} {
 		if !files[want] {
-			t.Errorf("make deploy does not write terraform/%s (writes %v)", want, files)
+			t.Errorf("terraform/deploy.sh does not keep terraform/%s (keeps %v)", want, files)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,7 +109,16 @@ func childBlocks(body *hclsyntax.Body, name string) []*hclsyntax.Block {
 // tfFunctions are the Terraform functions the files use, from go-cty's
 // standard library where it has them.
 var tfFunctions = map[string]function.Function{
-	"ceil":       stdlib.CeilFunc,
+	"ceil": stdlib.CeilFunc,
+	"join": stdlib.JoinFunc,
+	"sort": stdlib.SortFunc,
+	"startswith": function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "s", Type: cty.String}, {Name: "prefix", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			return cty.BoolVal(strings.HasPrefix(args[0].AsString(), args[1].AsString())), nil
+		},
+	}),
 	"contains":   stdlib.ContainsFunc,
 	"lower":      stdlib.LowerFunc,
 	"max":        stdlib.MaxFunc,
@@ -359,23 +369,44 @@ type schemaBlock struct {
 }
 
 type providerSchema struct {
+	Provider string                 `json:"provider"`
 	Version  string                 `json:"version"`
 	Source   string                 `json:"source"`
 	Resource map[string]schemaBlock `json:"resource"`
 	Data     map[string]schemaBlock `json:"data"`
 }
 
+// loadSchemas reads each provider's schema in terraform/schema.
+func loadSchemas(t *testing.T) []providerSchema {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(tfDir, "schema", "*.json"))
+	var out []providerSchema
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s providerSchema
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		t.Fatal("no provider schema in terraform/schema")
+	}
+	return out
+}
+
+// loadSchema is every provider's resource and data source types in one.
 func loadSchema(t *testing.T) providerSchema {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(tfDir, "schema", "google.json"))
-	if err != nil {
-		t.Fatal(err)
+	all := providerSchema{Resource: map[string]schemaBlock{}, Data: map[string]schemaBlock{}}
+	for _, s := range loadSchemas(t) {
+		maps.Copy(all.Resource, s.Resource)
+		maps.Copy(all.Data, s.Data)
 	}
-	var s providerSchema
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return all
 }
 
 // Meta-arguments Terraform itself accepts in every resource and data block.
@@ -457,7 +488,7 @@ func checkAgainstSchema(blocks []tfBlock, s providerSchema) []string {
 			continue
 		}
 		if !ok {
-			problems = append(problems, fmt.Sprintf("%s (%s): type not in terraform/schema/google.json: run make tf-schema", b.Addr(), b.File))
+			problems = append(problems, fmt.Sprintf("%s (%s): type not in terraform/schema: run make tf-schema", b.Addr(), b.File))
 			continue
 		}
 		problems = append(problems, checkBody(b.Addr(), b.Body, sb, true)...)
@@ -472,20 +503,28 @@ func TestTerraformMatchesProviderSchema(t *testing.T) {
 	for _, p := range checkAgainstSchema(blocks, s) {
 		t.Error(p)
 	}
-	// The pin and the schema are of one version.
+	// Each provider's pin and its schema are of one version.
 	tf := mustFind(t, blocks, "terraform")
 	rp := childBlocks(tf.Body, "required_providers")
 	if len(rp) != 1 {
 		t.Fatal("terraform: no required_providers block")
 	}
-	google, diags := rp[0].Body.Attributes["google"].Expr.Value(nil)
-	if diags.HasErrors() {
-		t.Fatal(diags.Error())
-	}
-	pin := google.GetAttr("version").AsString()
-	minor := s.Version[:strings.LastIndex(s.Version, ".")]
-	if !strings.HasPrefix(pin, "~> "+minor+".") {
-		t.Errorf("the google provider is pinned to %q, the schema is of %s: pin \"~> %s.0\" or regenerate the schema", pin, s.Version, minor)
+	for _, sch := range loadSchemas(t) {
+		name := sch.Provider[strings.LastIndex(sch.Provider, "/")+1:]
+		a, ok := rp[0].Body.Attributes[name]
+		if !ok {
+			t.Errorf("terraform/schema has %s, required_providers does not", sch.Provider)
+			continue
+		}
+		req, diags := a.Expr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		pin := req.GetAttr("version").AsString()
+		minor := sch.Version[:strings.LastIndex(sch.Version, ".")]
+		if !strings.HasPrefix(pin, "~> "+minor+".") {
+			t.Errorf("%s is pinned to %q, its schema is of %s: pin \"~> %s\" or regenerate the schema", name, pin, sch.Version, sch.Version)
+		}
 	}
 }
 
