@@ -91,15 +91,18 @@ lint:
 	@$(BIN)/staticcheck -tags faults ./... && (cd emulators && ../$(BIN)/staticcheck ./...) && echo "lint: gofmt, go vet, staticcheck clean"
 
 # Offline checks of what make deploy would apply: formatting, every
-# resource against the pinned provider's schema (terraform/schema), the
-# production-only rules (APIs first, secrets, IAM, sizing), the local stack's
-# wiring against Terraform's, the webhook token check, and the source
-# archive built alone the way the buildpack builds it.
+# resource against the pinned providers' schemas (terraform/schema), the
+# production-only rules (waits, secrets, IAM, sizing, delivery, filters),
+# the local stack's wiring against Terraform's, the webhook token check, and
+# the source archive built alone the way the buildpack builds it; then
+# terraform validate and terraform test with mocked providers where the
+# providers can be installed (TF_PROVIDER_MIRROR names a local mirror).
 deploy-check:
 	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff terraform \
 	  || { echo "terraform fmt: run terraform fmt terraform"; exit 1; }; \
 	  else echo "deploy-check: no terraform binary; formatting is checked by TestTerraformFormatted alone"; fi
 	@go test -count=1 ./functions/deploy/ ./shared/invoker/ ./shared/config/
+	@terraform/provider-check.sh
 
 # The function source archive, named by its content hash.
 source:
