@@ -98,7 +98,7 @@ lint:
 # terraform validate and terraform test with mocked providers where the
 # providers can be installed (TF_PROVIDER_MIRROR names a local mirror).
 deploy-check:
-	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff terraform \
+	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -diff -recursive terraform \
 	  || { echo "terraform fmt: run terraform fmt terraform"; exit 1; }; \
 	  else echo "deploy-check: no terraform binary; formatting is checked by TestTerraformFormatted alone"; fi
 	@go test -count=1 ./functions/deploy/ ./shared/invoker/ ./shared/config/

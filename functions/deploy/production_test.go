@@ -517,66 +517,6 @@ func TestLocalStackWiredAsProduction(t *testing.T) {
 
 func durationText(d time.Duration) string { return strconv.Itoa(int(d/time.Second)) + "s" }
 
-// The log-based metrics read messages the code writes, and the operator's
-// alerts exist.
-func TestMonitoringReadsTheLogsTheCodeWrites(t *testing.T) {
-	blocks := loadTerraform(t, tfDir)
-	src := ""
-	for _, dir := range []string{"../../shared/pipeline", "../../functions"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src += string(b)
-		}
-	}
-	msg := regexp.MustCompile(`jsonPayload\.message=\\"([^\\]+)\\"`)
-	found := 0
-	for _, f := range []string{"monitoring.tf"} {
-		b, err := os.ReadFile(filepath.Join(tfDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range msg.FindAllStringSubmatch(string(b), -1) {
-			found++
-			if !strings.Contains(src, `Info("`+m[1]+`"`) && !strings.Contains(src, `Warn("`+m[1]+`"`) && !strings.Contains(src, `Error("`+m[1]+`"`) {
-				t.Errorf("a log-based metric reads %q, which no log line of the code writes", m[1])
-			}
-		}
-	}
-	if found < 4 {
-		t.Errorf("%d log messages read by metrics, want at least 4", found)
-	}
-	alerts := map[string]bool{}
-	for _, b := range blocks {
-		if a, ok := b.Body.Attributes["alerts"]; ok && b.Type == "locals" {
-			obj, ok := a.Expr.(*hclsyntax.ObjectConsExpr)
-			if !ok {
-				t.Fatal("local.alerts is not an object")
-			}
-			for _, item := range obj.Items {
-				alerts[exprText(item.KeyExpr)] = true
-			}
-		}
-	}
-	for _, want := range []string{"dead_lettered", "webhook_failed", "api_5xx", "compress_errors", "oldest_unacked"} {
-		if !alerts[want] {
-			t.Errorf("no alert policy %s (have %v)", want, alerts)
-		}
-	}
-	if p := mustFind(t, blocks, "resource", "google_monitoring_alert_policy", "alerts"); exprText(p.Body.Attributes["for_each"].Expr) != "local.alerts" {
-		t.Error("the alert policies are not made from local.alerts")
-	}
-	if _, ok := find(blocks, "resource", "google_monitoring_dashboard", "imgpipe"); !ok {
-		t.Error("no dashboard")
-	}
-}
-
 // Reports and thumbnails have a bucket of their own: the functions are
 // told its name and may write it; reports are deleted after 7 days,
 // thumbnails a day after every status page link to them expired.
