@@ -154,7 +154,9 @@ func TestMain(m *testing.M) {
 		fail(err)
 	}
 	proxy := httptest.NewServer(duplicatingProxy(apiURL))
-	wiring := localstack.ProductionWiring(cfg, proxy.URL)
+	// Dead letters within seconds, not production's 20 minutes: the sweep
+	// test waits for one, and hopeless images finish sooner.
+	wiring := localstack.FastRetries(localstack.ProductionWiring(cfg, proxy.URL))
 	if err := localstack.Wire(ctx, wiring); err != nil {
 		fail(err)
 	}

@@ -31,8 +31,8 @@ func TestFaultSweepFinishesLostAndDeadLetteredImages(t *testing.T) {
 		"W5,Crashes,"+imageURL+"/images/astronaut.webp?push=crash&sweep="+q+"\n")
 	ctx := context.Background()
 	start := time.Now()
-	// Pub/Sub gives the crashing image up (5 deliveries, 1–8 s apart) and
-	// its dead letter fails before any sweep.
+	// Pub/Sub gives the crashing image up (the tests' FastRetries: 5
+	// deliveries, 1–8 s apart) and its dead letter fails before any sweep.
 	for forwards.Get("dead letter crashed") == 0 {
 		if time.Since(start) > 90*time.Second {
 			t.Fatal("no dead letter reached the dead-letter function within 90 s")

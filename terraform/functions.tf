@@ -17,9 +17,11 @@
 # sets the Go soft memory limit to the same rule, and the upload's pixel
 # cap keeps an image's outputs within its share (functions/README.md,
 # Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2
-# above 4 GiB), 4 above 8 GiB and 8 above 16 GiB. api holds an upload's
-# staged chunks (about 41 MB at the 100k-row limit) per request: 16 at
-# once in 1 GiB.
+# above 4 GiB), 4 above 8 GiB and 8 above 16 GiB (Cloud Run needs 6 above
+# 16 GiB, 8 above 24 GiB); plan fails above Cloud Run's 32 GiB. api holds
+# an upload's staged chunks (about 41 MB at the 100k-row limit) per
+# request: 16 at once in 1 GiB. Every function but the sweep may run
+# max_instances instances.
 
 locals {
   compress_image_mib  = ceil((var.max_pixels * 8 + var.max_image_bytes * 2) / 1048576)
@@ -28,13 +30,15 @@ locals {
   compress_cpu        = local.compress_memory_mib <= 8192 ? 2 : (local.compress_memory_mib <= 16384 ? 4 : 8)
 
   functions = {
-    api            = { memory = "1Gi", cpu = "1", timeout = 300, concurrency = 16 }
-    compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = 2 * var.compress_concurrency }
-    deadLetter     = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 20 }
-    deliverWebhook = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 40 }
-    # One sweep at a time; it reads the products of stalled requests a
+    api            = { memory = "1Gi", cpu = "1", timeout = 300, concurrency = 16, max_instances = var.max_instances }
+    compressImage  = { memory = "${local.compress_memory_mib}Mi", cpu = tostring(local.compress_cpu), timeout = 120, concurrency = 2 * var.compress_concurrency, max_instances = var.max_instances }
+    deadLetter     = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 20, max_instances = var.max_instances }
+    deliverWebhook = { memory = "256Mi", cpu = "1", timeout = 60, concurrency = 40, max_instances = var.max_instances }
+    # One sweep at a time (one request on one instance): a run that starts
+    # while another is at work is refused (429) rather than sweeping the
+    # same requests twice. It reads the products of stalled requests a
     # chunk at a time and acts on at most 5,000 images a run.
-    sweep = { memory = "512Mi", cpu = "1", timeout = 300, concurrency = 1 }
+    sweep = { memory = "512Mi", cpu = "1", timeout = 300, concurrency = 1, max_instances = 1 }
   }
 
   # Cloud Run function URLs of this form are known before the function
@@ -57,7 +61,7 @@ locals {
     IMGPIPE_COMPRESS_CONCURRENCY  = tostring(var.compress_concurrency)
     IMGPIPE_MAX_PIXELS            = tostring(var.max_pixels)
     IMGPIPE_MAX_IMAGE_BYTES       = tostring(var.max_image_bytes)
-    IMGPIPE_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
+    IMGPIPE_MAX_DELIVERY_ATTEMPTS = tostring(var.max_failed_attempts)
     IMGPIPE_MAX_FETCHES_PER_HOST  = tostring(var.max_fetches_per_host)
     IMGPIPE_CONTACT_URL           = var.contact_url
     IMGPIPE_WEBHOOK_MAX_ATTEMPTS  = tostring(var.webhook_max_attempts)
@@ -78,6 +82,15 @@ resource "google_cloudfunctions2_function" "fn" {
   name     = "imgpipe-${lower(each.key)}"
   location = var.region
 
+  # Cloud Run gives an instance at most 32 GiB; compressImage's memory
+  # grows with max_pixels, max_image_bytes and compress_concurrency.
+  lifecycle {
+    precondition {
+      condition     = each.key != "compressImage" || local.compress_memory_mib <= 32768
+      error_message = "compressImage would need ${local.compress_memory_mib} MiB (256 + ${var.compress_concurrency} × (${local.compress_image_mib} + ${local.compress_input_mib}) MiB at max_pixels = ${var.max_pixels}, max_image_bytes = ${var.max_image_bytes}, compress_concurrency = ${var.compress_concurrency}), above Cloud Run's 32768 MiB an instance: lower max_pixels, max_image_bytes or compress_concurrency."
+    }
+  }
+
   build_config {
     runtime           = "go126"
     entry_point       = each.key
@@ -96,7 +109,7 @@ resource "google_cloudfunctions2_function" "fn" {
     available_cpu                    = each.value.cpu
     timeout_seconds                  = each.value.timeout
     max_instance_request_concurrency = each.value.concurrency
-    max_instance_count               = var.max_instances
+    max_instance_count               = each.value.max_instances
     service_account_email            = google_service_account.functions.email
     environment_variables            = local.env
     ingress_settings                 = "ALLOW_ALL"

@@ -108,11 +108,21 @@ variable "public_url" {
 
 variable "max_delivery_attempts" {
   type        = number
-  default     = 5
-  description = "Deliveries of an image message before it is dead-lettered and recorded failed (IMGPIPE_MAX_DELIVERY_ATTEMPTS); Pub/Sub accepts 5 to 100."
+  default     = 9
+  description = "Deliveries of an image message before Pub/Sub dead-letters it and it is recorded failed (dead_lettered): its dead-letter policy, which counts every failed push, Cloud Run's 429s and timeouts included. Sized with the retry policy so that a 10-minute burst of 429s dead-letters no good image (README, Sizing and platform limits; plan fails below that); Pub/Sub accepts 5 to 100."
   validation {
     condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
     error_message = "Pub/Sub's dead-letter policy takes 5 to 100 delivery attempts."
+  }
+}
+
+variable "max_failed_attempts" {
+  type        = number
+  default     = 5
+  description = "Failed attempts at one image that compressImage counts itself (a fetch retried within a delivery, a delivery that failed) before it records the image failed with the failure's reason (IMGPIPE_MAX_DELIVERY_ATTEMPTS). Cloud Run's 429s never reach the function and do not count here. Keep it well below max_delivery_attempts (plan fails otherwise)."
+  validation {
+    condition     = var.max_failed_attempts >= 1 && var.max_failed_attempts <= 100
+    error_message = "max_failed_attempts is 1 to 100."
   }
 }
 
@@ -141,7 +151,7 @@ variable "max_image_bytes" {
 variable "max_instances" {
   type        = number
   default     = 100
-  description = "Most instances of each function."
+  description = "Most instances of each function but the sweep, which runs one at a time."
 }
 
 variable "webhook_max_attempts" {

@@ -119,10 +119,16 @@ var tfFunctions = map[string]function.Function{
 			return cty.BoolVal(strings.HasPrefix(args[0].AsString(), args[1].AsString())), nil
 		},
 	}),
+	"concat":     stdlib.ConcatFunc,
 	"contains":   stdlib.ContainsFunc,
+	"length":     stdlib.LengthFunc,
 	"lower":      stdlib.LowerFunc,
 	"max":        stdlib.MaxFunc,
 	"min":        stdlib.MinFunc,
+	"pow":        stdlib.PowFunc,
+	"range":      stdlib.RangeFunc,
+	"slice":      stdlib.SliceFunc,
+	"sum":        sumFunc,
 	"tonumber":   conversion(cty.Number),
 	"tostring":   conversion(cty.String),
 	"trimsuffix": stdlib.TrimSuffixFunc,
@@ -135,6 +141,29 @@ var tfFunctions = map[string]function.Function{
 		},
 	}),
 }
+
+// sumFunc is Terraform's sum: the total of a list, tuple or set of
+// numbers, which must not be empty.
+var sumFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "list", Type: cty.DynamicPseudoType}},
+	Type:   function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		l := args[0]
+		if !l.CanIterateElements() || l.LengthInt() == 0 {
+			return cty.NilVal, fmt.Errorf("sum takes a non-empty collection of numbers")
+		}
+		total := cty.Zero
+		for it := l.ElementIterator(); it.Next(); {
+			_, v := it.Element()
+			n, err := convert.Convert(v, cty.Number)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			total = total.Add(n)
+		}
+		return total, nil
+	},
+})
 
 func conversion(to cty.Type) function.Function {
 	return function.New(&function.Spec{

@@ -56,21 +56,42 @@ type Wiring struct {
 // ProductionWiring is the wiring of the product's own functions on a host:
 // the subscriptions of terraform/pubsub.tf, with the same names, ack
 // deadlines, retry policies, dead-letter policy and push paths
-// (functions/deploy's tests fail when the two differ).
+// (functions/deploy's tests fail when the two differ). Each ack deadline
+// is the target function's timeout plus 60 s for a cold start; the image
+// subscription's retry and dead-letter policies are sized so that a
+// 10-minute burst of failed pushes dead-letters no good image
+// (terraform/README.md, Sizing and platform limits).
 func ProductionWiring(c config.Config, hostURL string) Wiring {
 	return Wiring{Config: c, Pushes: []Push{
 		{
 			Topic: c.ImagesTopic, Subscription: c.ImagesTopic + "-compress",
 			Endpoint:    PushEndpoint(hostURL, functions.FnCompress, c.Project, c.ImagesTopic),
-			AckDeadline: 120 * time.Second, MinBackoff: time.Second, MaxBackoff: 60 * time.Second,
-			DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: max(5, c.MaxDeliveryAttempts), // Pub/Sub accepts 5..100
+			AckDeadline: (120 + 60) * time.Second, MinBackoff: 10 * time.Second, MaxBackoff: 300 * time.Second,
+			DeadLetterTopic: c.DeadLetterTopic, MaxDeliveryAttempts: 9,
 		},
 		{
 			Topic: c.DeadLetterTopic, Subscription: c.DeadLetterTopic + "-record",
 			Endpoint:    PushEndpoint(hostURL, functions.FnDeadLetter, c.Project, c.DeadLetterTopic),
-			AckDeadline: 60 * time.Second, MinBackoff: time.Second, MaxBackoff: 60 * time.Second,
+			AckDeadline: (60 + 60) * time.Second, MinBackoff: time.Second, MaxBackoff: 60 * time.Second,
 		},
 	}}
+}
+
+// FastRetries returns w with every dead-letter policy at Pub/Sub's fewest
+// deliveries (5) and retries 1 s to 60 s apart, as tests that wait for
+// redeliveries and dead letters need: production's policy dead-letters an
+// image 20 minutes after its first delivery (about 5 on the emulator,
+// which caps its delays near a minute); this one within about 15 s.
+func FastRetries(w Wiring) Wiring {
+	pushes := make([]Push, len(w.Pushes))
+	for i, p := range w.Pushes {
+		if p.DeadLetterTopic != "" {
+			p.MinBackoff, p.MaxBackoff, p.MaxDeliveryAttempts = time.Second, 60*time.Second, 5
+		}
+		pushes[i] = p
+	}
+	w.Pushes = pushes
+	return w
 }
 
 // Wire creates what is missing: topics, push subscriptions, bucket and
