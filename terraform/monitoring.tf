@@ -242,7 +242,7 @@ resource "google_monitoring_alert_policy" "log_alerts" {
     content   = each.value.doc
     mime_type = "text/markdown"
   }
-  depends_on = [google_project_service.apis]
+  depends_on = [time_sleep.apis_ready]
 }
 
 # The API leaves out of a dashboard the fields at their zero value (a tile

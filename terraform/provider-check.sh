@@ -38,10 +38,19 @@ else
   from="the registry"
 fi
 
+# Only a provider that cannot be reached skips the checks; any other init
+# failure (a checksum that does not match the lock file, a version outside
+# the pins, a configuration error) fails them.
 if ! out=$(cd "$work" && timeout 300 terraform init -backend=false -input=false -no-color 2>&1); then
-  why=$(grep -m1 -iE 'error|could not|failed' <<<"$out" | sed 's/^[│ ]*//' || true)
-  echo "deploy-check: terraform validate and terraform test skipped: the providers could not be installed from $from (${why:-terraform init failed})"
-  exit 0
+  if grep -qiE 'Failed to query available provider packages|could not connect|no such host|dial tcp|timeout|provider registry|Failed to retrieve' <<<"$out" &&
+    ! grep -qiE 'checksum|does not match|doesn.t match|locked' <<<"$out"; then
+    why=$(grep -m1 -iE 'error' <<<"$out" | sed 's/^[│ ]*//' || true)
+    echo "deploy-check: terraform validate and terraform test skipped: the providers could not be installed from $from (${why:-terraform init failed})"
+    exit 0
+  fi
+  echo "$out" >&2
+  echo "deploy-check: terraform init failed" >&2
+  exit 1
 fi
 (cd "$work" && terraform validate -no-color)
 (cd "$work" && terraform test -no-color)

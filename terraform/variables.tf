@@ -198,8 +198,8 @@ variable "max_fetches_per_host" {
 
 variable "stall_after" {
   type        = string
-  default     = "15m"
-  description = "An unfinished request without progress this long is swept (IMGPIPE_STALL_AFTER). Keep it above the longest backlog of image messages you expect: a message still queued after it is republished, at a fetch's cost."
+  default     = "30m"
+  description = "An unfinished request without progress this long is swept (IMGPIPE_STALL_AFTER). Keep it above the image subscription's retry window (about 20 minutes from the first delivery to the last) and the longest backlog of image messages you expect: a message still queued or retried after it is republished, at a fetch's cost."
 }
 
 variable "sweep_max_republish" {

@@ -158,6 +158,12 @@ func deliveryProblems(t *testing.T, blocks []tfBlock, overrides map[string]cty.V
 			problems = append(problems, fmt.Sprintf("subscription %s dead-letters an image that failed %d times on its own %v later: want at least a %v burst",
 				name, own, left, burst))
 		}
+		// The sweep republishes a request's pending images after
+		// stall_after without progress: a message Pub/Sub is still
+		// retrying would be fetched twice.
+		if stall, err := time.ParseDuration(env.GetAttr("IMGPIPE_STALL_AFTER").AsString()); err != nil || stall < last {
+			problems = append(problems, fmt.Sprintf("stall_after %s: the sweep republishes images whose messages Pub/Sub still retries for %v", env.GetAttr("IMGPIPE_STALL_AFTER").AsString(), last))
+		}
 		problems = append(problems, preconditionFailures(t, e, s)...)
 	}
 	if deadLettered != 1 {

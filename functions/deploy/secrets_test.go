@@ -79,6 +79,18 @@ func secretVersionProblems(blocks []tfBlock) []string {
 		if !strings.Contains(fnDeps, v.Addr()) {
 			problems = append(problems, fmt.Sprintf("the functions may start before %s exists", v.Addr()))
 		}
+		// Deployments whose version resource had the secret's own name
+		// keep their live version: a moved block, not a replacement.
+		moved := false
+		for _, m := range blocks {
+			if m.Type == "moved" && exprText(m.Body.Attributes["from"].Expr) == "google_secret_manager_secret_version."+sec.resource &&
+				exprText(m.Body.Attributes["to"].Expr) == v.Addr() {
+				moved = true
+			}
+		}
+		if !moved {
+			problems = append(problems, fmt.Sprintf("no moved block from google_secret_manager_secret_version.%s to %s: an existing deployment's live version would be destroyed", sec.resource, v.Addr()))
+		}
 		if b, ok := fromSecret[sec.env]; ok {
 			if got := exprText(b.Attributes["version"].Expr); got != "var."+sec.variable+"_version" {
 				problems = append(problems, fmt.Sprintf("%s reads version %s, not var.%s_version (make deploy pins the newest enabled version)", sec.env, got, sec.variable))
@@ -108,6 +120,7 @@ func TestSecretVersionCheckFindsMistakes(t *testing.T) {
 		"pinned to Terraform's":    {File: "functions.tf", Old: "version    = var.webhook_secrets_version", New: "version    = google_secret_manager_secret_version.webhook_first.version"},
 		"pinned by default":        {File: "variables.tf", Old: `default     = "latest"`, New: `default     = "1"`},
 		"started before a version": {File: "functions.tf", Old: "google_secret_manager_secret_version.view_link_keys_first,", New: ""},
+		"live version replaced":    {File: "secrets.tf", Old: "from = google_secret_manager_secret_version.webhook\n", New: "from = google_secret_manager_secret_version.webhook_old\n"},
 	} {
 		if len(secretVersionProblems(terraformWith(t, ed))) == 0 {
 			t.Errorf("%s: not caught", name)
@@ -116,15 +129,21 @@ func TestSecretVersionCheckFindsMistakes(t *testing.T) {
 }
 
 // fakeGcloud is Secret Manager as far as terraform/deploy.sh uses it,
-// kept in a folder: secrets/ID/N holds version N, secrets/ID/N.disabled
-// marks it disabled. fakeTerraform records its arguments and, on apply,
+// kept in a folder: secrets/ID/N holds version N, N.disabled or
+// N.destroyed mark its state; a file "disabled-api" makes every call
+// answer as a project where Secret Manager is not enabled yet.
+// fakeTerraform records its arguments and, on apply, enables the API and
 // writes each secret's first version from TF_VAR_* as the provider would
-// (once); FAIL_APPLY makes the apply fail.
+// (once); FAIL_APPLY makes the apply fail, DURING_APPLY runs a command
+// while it applies (another machine at work).
 const fakeGcloud = `#!/usr/bin/env bash
 set -euo pipefail
 root=$FAKE_SM
 [ "$1" = secrets ] || { echo "fake gcloud: $*" >&2; exit 2; }
 shift
+if [ -e "$root/disabled-api" ]; then
+  echo "ERROR: (gcloud.secrets.$1) PERMISSION_DENIED: Secret Manager API has not been used in project p before or it is disabled. reason: SERVICE_DISABLED" >&2; exit 1
+fi
 arg() { for a in "$@"; do case $a in --$want=*) echo "${a#--$want=}";; esac; done; }
 if [ "$1" = describe ]; then
   [ -d "$root/$2" ] && { echo "projects/p/secrets/$2"; exit 0; }
@@ -134,20 +153,25 @@ fi
 verb=$2; shift 2
 case $verb in
 list)
-  id=$1; want=limit; limit=$(arg "$@"); enabled=()
+  id=$1; want=filter; filter=$(arg "$@"); want=limit; limit=$(arg "$@"); out=()
   for v in $(ls "$root/$id" 2>/dev/null | grep -E '^[0-9]+$' | sort -rn); do
-    [ -e "$root/$id/$v.disabled" ] || enabled+=("$v")
+    state=ENABLED
+    [ -e "$root/$id/$v.disabled" ] && state=DISABLED
+    [ -e "$root/$id/$v.destroyed" ] && state=DESTROYED
+    case $filter in ""|"state=$state") out+=("$v");; state=*) ;; *) echo "fake gcloud: filter $filter" >&2; exit 2;; esac
   done
-  n=${limit:-${#enabled[@]}}
-  for v in "${enabled[@]:0:$n}"; do echo "$v"; done ;;
+  n=${limit:-${#out[@]}}
+  for v in "${out[@]:0:$n}"; do echo "$v"; done ;;
 access)
   want=secret; id=$(arg "$@"); v=$1
-  [ -e "$root/$id/$v.disabled" ] && { echo "FAILED_PRECONDITION: disabled" >&2; exit 1; }
+  [ -e "$root/$id/$v.disabled" ] || [ -e "$root/$id/$v.destroyed" ] && { echo "FAILED_PRECONDITION: not enabled" >&2; exit 1; }
   cat "$root/$id/$v" ;;
 add)
   id=$1; want=data-file; f=$(arg "$@")
+  [ "$f" = - ] || { echo "fake gcloud: write the secret from stdin" >&2; exit 2; }
   n=$(( $(ls "$root/$id" | grep -E '^[0-9]+$' | sort -n | tail -1) + 1 ))
-  cp "$f" "$root/$id/$n" ;;
+  cat > "$root/$id/$n"
+  echo "$n" ;;
 disable)
   want=secret; id=$(arg "$@"); touch "$root/$id/$1.disabled" ;;
 *) exit 2 ;;
@@ -160,10 +184,12 @@ echo "$*" >> "$FAKE_SM/terraform.log"
 case " $* " in
 *" apply "*)
   [ -n "${FAIL_APPLY:-}" ] && { echo "fake apply failed" >&2; exit 1; }
+  rm -f "$FAKE_SM/disabled-api"
   for pair in imgpipe-webhook-secrets:TF_VAR_webhook_secrets imgpipe-view-link-keys:TF_VAR_view_link_keys; do
     id=${pair%%:*}; var=${pair#*:}
     if [ ! -d "$FAKE_SM/$id" ]; then mkdir -p "$FAKE_SM/$id"; printf '%s' "${!var}" > "$FAKE_SM/$id/1"; fi
-  done ;;
+  done
+  if [ -n "${DURING_APPLY:-}" ]; then bash -c "$DURING_APPLY"; fi ;;
 esac
 `
 
@@ -219,13 +245,28 @@ func (r *deployRun) enabled(id string) []string {
 	var out []string
 	entries, _ := os.ReadDir(filepath.Join(r.sm, id))
 	for _, e := range entries {
-		if !strings.Contains(e.Name(), ".") {
-			if _, err := os.Stat(filepath.Join(r.sm, id, e.Name()+".disabled")); err != nil {
-				out = append(out, e.Name())
-			}
+		n := e.Name()
+		if strings.Contains(n, ".") {
+			continue
+		}
+		_, disabled := os.Stat(filepath.Join(r.sm, id, n+".disabled"))
+		_, destroyed := os.Stat(filepath.Join(r.sm, id, n+".destroyed"))
+		if disabled != nil && destroyed != nil {
+			out = append(out, n)
 		}
 	}
 	return out
+}
+
+func (r *deployRun) write(name, content string) {
+	if err := os.WriteFile(filepath.Join(r.root, name), []byte(content), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *deployRun) applies() int {
+	b, _ := os.ReadFile(filepath.Join(r.sm, "terraform.log"))
+	return strings.Count(string(b), " apply ")
 }
 
 func (r *deployRun) lastApply() string {
@@ -248,12 +289,21 @@ func TestDeployKeepsSecretsInStep(t *testing.T) {
 	}
 	const wh, vl = "imgpipe-webhook-secrets", "imgpipe-view-link-keys"
 	r := newDeployRun(t)
-
-	// First deploy: secrets generated, written by the apply as version 1,
-	// the functions on "latest" (version 1 is all there is).
-	if out, err := r.run("deploy"); err != nil {
-		t.Fatalf("first deploy: %v\n%s", err, out)
+	must := func(what string, out string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, out)
+		}
 	}
+
+	// First deploy on a new project, Secret Manager not enabled yet:
+	// secrets generated, written by the apply as version 1, which the
+	// functions are pinned to.
+	if err := os.WriteFile(filepath.Join(r.sm, "disabled-api"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.run("deploy")
+	must("first deploy", out, err)
 	first := r.file(".webhook-secrets")
 	if !strings.HasPrefix(first, "whsec_") || len(first) < 40 {
 		t.Fatalf("generated webhook secret %q", first)
@@ -264,14 +314,13 @@ func TestDeployKeepsSecretsInStep(t *testing.T) {
 	if got := r.version(wh, "1"); got != first {
 		t.Errorf("version 1 holds %q, the file %q", got, first)
 	}
-	if a := r.lastApply(); !strings.Contains(a, "webhook_secrets_version=latest") || !strings.Contains(a, "source_archive=/abs/source.zip") {
+	if a := r.lastApply(); !strings.Contains(a, "webhook_secrets_version=1") || !strings.Contains(a, "source_archive=/abs/source.zip") {
 		t.Errorf("first apply: %s", a)
 	}
 
 	// Again from the same machine: pinned to version 1, nothing disabled.
-	if out, err := r.run("deploy"); err != nil {
-		t.Fatalf("second deploy: %v\n%s", err, out)
-	}
+	out, err = r.run("deploy")
+	must("second deploy", out, err)
 	if a := r.lastApply(); !strings.Contains(a, "webhook_secrets_version=1") || !strings.Contains(a, "view_link_keys_version=1") {
 		t.Errorf("second apply is not pinned to version 1: %s", a)
 	}
@@ -279,38 +328,33 @@ func TestDeployKeepsSecretsInStep(t *testing.T) {
 	// Another machine, without the files: they are fetched, not made anew.
 	other := newDeployRun(t)
 	other.sm = r.sm
-	if out, err := other.run("deploy"); err != nil {
-		t.Fatalf("deploy from another machine: %v\n%s", err, out)
-	}
+	out, err = other.run("deploy")
+	must("deploy from another machine", out, err)
 	if other.file(".webhook-secrets") != first || other.file(".view-link-keys") != r.file(".view-link-keys") {
 		t.Error("another machine's deploy did not fetch the secrets from Secret Manager")
 	}
-	if got := r.enabled(wh); !slices.Equal(got, []string{"1"}) {
-		t.Errorf("after another machine's deploy, enabled versions %v, want [1]", got)
-	}
 
 	// A file that differs stops a plain deploy before anything is applied.
-	applies := r.lastApply()
-	if err := os.WriteFile(filepath.Join(other.root, ".webhook-secrets"), []byte("whsec_stale\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := other.run("deploy")
-	if err == nil || !strings.Contains(out, "make rotate-secrets") {
+	n := r.applies()
+	other.write(".webhook-secrets", "whsec_stale\n")
+	if out, err := other.run("deploy"); err == nil || !strings.Contains(out, "make rotate-secrets") {
 		t.Errorf("a differing file did not stop the deploy: %v\n%s", err, out)
 	}
-	if r.lastApply() != applies {
-		t.Error("the deploy applied although a file differed from Secret Manager")
+	// A malformed file is not written as a version, even when rotating.
+	if out, err := other.run("rotate"); err == nil || !strings.Contains(out, "not written") {
+		t.Errorf("a malformed file was rotated in: %v\n%s", err, out)
 	}
+	if r.applies() != n || !slices.Equal(r.enabled(wh), []string{"1"}) {
+		t.Error("a refused deploy applied or wrote a version")
+	}
+	other.write(".webhook-secrets", first+"\n")
 
 	// Rotation: both secrets listed, newest first; written as version 2,
 	// the functions pinned to it, version 1 disabled after the apply.
 	rotated := "whsec_" + strings.Repeat("N", 43) + "=," + first
-	if err := os.WriteFile(filepath.Join(r.root, ".webhook-secrets"), []byte(rotated+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := r.run("rotate"); err != nil {
-		t.Fatalf("rotate: %v\n%s", err, out)
-	}
+	r.write(".webhook-secrets", rotated+"\n")
+	out, err = r.run("rotate")
+	must("rotate", out, err)
 	if got := r.version(wh, "2"); got != rotated {
 		t.Errorf("version 2 holds %q, want %q", got, rotated)
 	}
@@ -325,14 +369,66 @@ func TestDeployKeepsSecretsInStep(t *testing.T) {
 	}
 
 	// A rotation whose apply fails leaves the version the functions read
-	// enabled.
-	if err := os.WriteFile(filepath.Join(r.root, ".webhook-secrets"), []byte("whsec_"+strings.Repeat("M", 43)+"=\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// enabled; the next deploy moves them on and disables it.
+	third := "whsec_" + strings.Repeat("M", 43) + "="
+	r.write(".webhook-secrets", third+"\n")
 	if out, err := r.run("rotate", "FAIL_APPLY=1"); err == nil {
 		t.Fatalf("rotate with a failing apply succeeded:\n%s", out)
 	}
 	if got := r.enabled(wh); !slices.Equal(got, []string{"2", "3"}) {
 		t.Errorf("after a failed apply, enabled versions %v, want [2 3]", got)
+	}
+	out, err = r.run("deploy")
+	must("deploy after a failed rotation", out, err)
+	if a := r.lastApply(); !strings.Contains(a, "webhook_secrets_version=3") || !slices.Equal(r.enabled(wh), []string{"3"}) {
+		t.Errorf("after the deploy that follows a failed rotation: %s, enabled %v", a, r.enabled(wh))
+	}
+
+	// Another machine deploys while this one rotates: the deploy pinned to
+	// version 3 disables nothing once it sees version 4.
+	other.write(".webhook-secrets", third+"\n")
+	fourth := "whsec_" + strings.Repeat("Q", 43) + "="
+	during := fmt.Sprintf("printf %%s %s | gcloud secrets versions add %s --project=acme-prod --data-file=- >/dev/null", fourth, wh)
+	out, err = other.run("deploy", "DURING_APPLY="+during)
+	must("deploy during a rotation", out, err)
+	if got := r.enabled(wh); !slices.Equal(got, []string{"3", "4"}) {
+		t.Errorf("a deploy that overlapped a rotation left enabled %v, want [3 4]", got)
+	}
+}
+
+// A deployment made when Terraform replaced a version on every change has
+// its newest version enabled and older ones destroyed; the first deploy
+// with this script pins that version and disables nothing it reads.
+func TestDeployOverAnEarlierDeployment(t *testing.T) {
+	const wh, vl = "imgpipe-webhook-secrets", "imgpipe-view-link-keys"
+	r := newDeployRun(t)
+	secret, key := "whsec_"+strings.Repeat("W", 43)+"=", strings.Repeat("K", 43)+"="
+	for id, v := range map[string]string{wh: secret, vl: key} {
+		if err := os.MkdirAll(filepath.Join(r.sm, id), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, body := range map[string]string{"1": "old", "1.destroyed": "", "2": v} {
+			if err := os.WriteFile(filepath.Join(r.sm, id, name), []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.write(".webhook-secrets", secret+"\n")
+	r.write(".view-link-keys", key+"\n")
+	if out, err := r.run("deploy"); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	if a := r.lastApply(); !strings.Contains(a, "webhook_secrets_version=2") || !strings.Contains(a, "view_link_keys_version=2") {
+		t.Errorf("the apply is not pinned to the live versions: %s", a)
+	}
+	if !slices.Equal(r.enabled(wh), []string{"2"}) || !slices.Equal(r.enabled(vl), []string{"2"}) {
+		t.Errorf("enabled %v and %v, want the live version 2 of each", r.enabled(wh), r.enabled(vl))
+	}
+	// All versions disabled: the deploy stops rather than pin one.
+	if err := os.WriteFile(filepath.Join(r.sm, wh, "2.disabled"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.run("deploy"); err == nil || !strings.Contains(out, "none enabled") {
+		t.Errorf("a secret without an enabled version did not stop the deploy: %v\n%s", err, out)
 	}
 }

@@ -128,6 +128,12 @@ run "pinned_secret_versions" {
     error_message = "make deploy's pinned webhook secret version reaches every function"
   }
   assert {
+    condition = alltrue([for k, f in google_cloudfunctions2_function.fn : contains(
+      [for s in f.service_config[0].secret_environment_variables : "${s.key}=${s.version}"], "IMGPIPE_VIEW_LINK_KEYS=2"
+    )])
+    error_message = "make deploy's pinned status link key version reaches every function"
+  }
+  assert {
     condition     = google_firestore_database.default.location_id == "eur3"
     error_message = "Firestore follows europe-west4 into eur3"
   }
