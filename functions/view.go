@@ -19,6 +19,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // The status page: a read-only view of one request, opened with the signed
@@ -311,10 +312,10 @@ func viewProgress(w http.ResponseWriter, r *http.Request) {
 		percent = 100 * done / st.TotalImages
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status": st.Status, "done": done, "percent": percent, "totalImages": st.TotalImages,
-		"processedImages": st.ProcessedImages, "failedImages": st.FailedImages,
-		"finished": st.Status == batch.Completed || st.Status == batch.Failed,
+	writeJSON(w, http.StatusOK, wire.Progress{
+		Status: st.Status, Done: done, Percent: percent, TotalImages: st.TotalImages,
+		ProcessedImages: st.ProcessedImages, FailedImages: st.FailedImages,
+		Finished: st.Status == batch.Completed || st.Status == batch.Failed,
 	})
 }
 

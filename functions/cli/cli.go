@@ -29,8 +29,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/imgpipe/imgpipe/shared/batch"
-	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/webhook"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // Exit codes.
@@ -259,16 +259,6 @@ func (c *command) apiClient() *http.Client {
 	return &cl
 }
 
-// apiError is the API's error body.
-type apiError struct {
-	Error struct {
-		Code    string   `json:"code"`
-		Message string   `json:"message"`
-		Details []string `json:"details"`
-	} `json:"error"`
-	RequestID string `json:"requestId"`
-}
-
 // call sends a request to the API and returns the response, or an error
 // that says what to do next.
 func (c *command) call(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
@@ -296,7 +286,7 @@ func (c *command) call(ctx context.Context, method, path, contentType string, bo
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var e apiError
+	var e wire.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	_ = json.Unmarshal(b, &e)
 	msg := e.Error.Message
@@ -353,16 +343,6 @@ func (c *command) getJSON(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("the server's answer to %s is not what imgpipe expects (%v): is --url the imgpipe API?", path, err)
 	}
 	return nil
-}
-
-// uploaded is the upload's answer.
-type uploaded struct {
-	RequestID   string `json:"requestId"`
-	Status      string `json:"status"`
-	TotalImages int    `json:"totalImages"`
-	StatusURL   string `json:"statusUrl"`
-	ReportURL   string `json:"reportUrl"`
-	ViewURL     string `json:"viewUrl,omitempty"`
 }
 
 // uploadOptions are upload's flags; the sizing ones as given.
@@ -443,7 +423,7 @@ func (c *command) upload(ctx context.Context, args []string, o uploadOptions, wa
 	if err != nil {
 		return ExitError, err
 	}
-	var u uploaded
+	var u wire.Upload
 	err = json.NewDecoder(resp.Body).Decode(&u)
 	resp.Body.Close()
 	if err != nil || u.RequestID == "" {
@@ -473,14 +453,11 @@ func (c *command) upload(ctx context.Context, args []string, o uploadOptions, wa
 	return c.summary(ctx, s, u)
 }
 
-// statusView is what GET /api/status/{id} answers.
-type statusView = pipeline.StatusView
-
-func finished(s statusView) bool { return s.Status == batch.Completed || s.Status == batch.Failed }
+func finished(s wire.Status) bool { return s.Status == batch.Completed || s.Status == batch.Failed }
 
 // watch polls the status until the request finishes, showing progress: a
 // live bar on a terminal, a plain line every few seconds otherwise.
-func (c *command) watch(ctx context.Context, id string, total int) (statusView, error) {
+func (c *command) watch(ctx context.Context, id string, total int) (wire.Status, error) {
 	var bar *progressbar.ProgressBar
 	if c.env.Terminal && !c.json {
 		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(c.env.Stdout), progressbar.OptionSetDescription("compressing"),
@@ -489,7 +466,7 @@ func (c *command) watch(ctx context.Context, id string, total int) (statusView, 
 	}
 	start, lastLine := time.Now(), time.Time{}
 	for {
-		var s statusView
+		var s wire.Status
 		if err := c.getJSON(ctx, "/api/status/"+url.PathEscape(id)+"?limit=1", &s); err != nil {
 			return s, err
 		}
@@ -531,7 +508,7 @@ func (c *command) failures(ctx context.Context, id string) (map[string]int, erro
 	out := map[string]int{}
 	offset := 0
 	for {
-		var s statusView
+		var s wire.Status
 		if err := c.getJSON(ctx, fmt.Sprintf("/api/status/%s?offset=%d", url.PathEscape(id), offset), &s); err != nil {
 			return nil, err
 		}
@@ -557,7 +534,7 @@ func pagesDoNotAdvance(offset, next int) error {
 }
 
 // summary prints how the request ended and returns the exit code.
-func (c *command) summary(ctx context.Context, s statusView, u uploaded) (int, error) {
+func (c *command) summary(ctx context.Context, s wire.Status, u wire.Upload) (int, error) {
 	var reasons map[string]int
 	if s.FailedImages > 0 {
 		var err error
@@ -631,7 +608,7 @@ func (c *command) status(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return ExitError, fmt.Errorf("reading the status: %w", err)
 	}
-	var s statusView
+	var s wire.Status
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return ExitError, fmt.Errorf("the server's answer is not an imgpipe status (%v): is --url the imgpipe API?", err)
 	}
@@ -714,7 +691,7 @@ func (c *command) download(ctx context.Context, args []string, dir string) (int,
 	total := 0
 	var status batch.Status
 	for {
-		var s statusView
+		var s wire.Status
 		if err := c.getJSON(ctx, fmt.Sprintf("/api/status/%s?offset=%d", url.PathEscape(args[0]), offset), &s); err != nil {
 			return ExitError, err
 		}
