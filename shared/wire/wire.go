@@ -1,8 +1,10 @@
 // Package wire holds the JSON bodies of imgpipe's HTTP API and of its
 // webhook deliveries, as functions/openapi.yaml specifies them: what the
 // functions write, and what the imgpipe command and webhook receivers
-// read. It imports the domain's value types (batch) and nothing else of
-// imgpipe, so a client that links it links no cloud client and no codec.
+// read; and FormatBytes, how both the status page and the command show
+// their byte counts. It imports the domain's value types (batch) and
+// nothing else of imgpipe, so a client that links it links no cloud client
+// and no codec.
 //
 // A struct's field order is the order of its keys on the wire.
 package wire

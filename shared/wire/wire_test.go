@@ -91,3 +91,24 @@ func TestSizeURLs(t *testing.T) {
 		t.Errorf("big: %q", got)
 	}
 }
+
+func TestFormatBytes(t *testing.T) {
+	cases := []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{1536, "1.5 KiB"},
+		{25 << 20, "25.0 MiB"},
+		{5 << 29, "2.50 GiB"},
+		{-3 << 10, "-3.0 KiB"},
+		{-12, "-12 B"},
+	}
+	for _, tc := range cases {
+		if got := FormatBytes(tc.n); got != tc.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
