@@ -58,22 +58,8 @@ var viewHTML string
 var viewTemplate = template.Must(template.New("view").Funcs(template.FuncMap{
 	// Replaced per page by one that knows the request.
 	"thumb": func(string, string) string { return "" },
-	"bytes": humanBytes,
+	"bytes": wire.FormatBytes,
 }).Parse(viewHTML))
-
-// humanBytes writes n for people: 1.2 MB, 340 kB, 12 B.
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return strconv.FormatFloat(float64(n)/1e9, 'f', 2, 64) + " GB"
-	case n >= 1e6:
-		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
-	case n >= 1e3:
-		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + " kB"
-	default:
-		return strconv.FormatInt(n, 10) + " B"
-	}
-}
 
 var viewMux = func() *http.ServeMux {
 	m := http.NewServeMux()
