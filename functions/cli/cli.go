@@ -15,6 +15,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -95,6 +96,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return ExitError
 	}
 	positional, err := c.parse(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK // the verb's usage, asked for
+	}
 	if err != nil {
 		return ExitError
 	}

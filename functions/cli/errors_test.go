@@ -134,7 +134,8 @@ func TestUsageAndArguments(t *testing.T) {
 		{[]string{"upload"}, cli.ExitError, "upload takes one file"},
 		{[]string{"verify-webhook", "file"}, cli.ExitError, "verify-webhook reads the delivery from standard input"},
 		{[]string{"status", "r1", "--no-such-flag"}, cli.ExitError, "flag provided but not defined: -no-such-flag"},
-		{[]string{"status", "-h"}, cli.ExitError, "-insecure-http"},
+		{[]string{"status", "-h"}, cli.ExitOK, "-insecure-http"},
+		{[]string{"upload", "--help"}, cli.ExitOK, "-max-width"},
 	}
 	for _, tc := range cases {
 		code, out, errs := run(t, api.vars(), nil, "", tc.args...)
