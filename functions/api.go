@@ -21,6 +21,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/blob"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // apiMux routes the HTTP API. One function serves it all, so users see one
@@ -91,22 +92,12 @@ func callerID(r *http.Request) (string, error) {
 	return "", fault.New(fault.Unauthenticated, "", "an API key is required: Authorization: Bearer KEY, or X-API-Key: KEY")
 }
 
-// errorBody is every error the API answers.
-type errorBody struct {
-	Error struct {
-		Code    string   `json:"code"`
-		Message string   `json:"message"`
-		Details []string `json:"details,omitempty"`
-	} `json:"error"`
-	RequestID string `json:"requestId,omitempty"`
-}
-
 func writeError(w http.ResponseWriter, err error) {
 	writeErrorFor(w, err, "")
 }
 
 func writeErrorFor(w http.ResponseWriter, err error, requestID string) {
-	var b errorBody
+	var b wire.ErrorBody
 	b.RequestID = requestID
 	b.Error.Code = string(fault.KindOf(err))
 	var fe *fault.Error
@@ -149,17 +140,6 @@ func baseURL(r *http.Request, configured string) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
-}
-
-type uploadResponse struct {
-	RequestID   string       `json:"requestId"`
-	Status      batch.Status `json:"status"`
-	TotalImages int          `json:"totalImages"`
-	StatusURL   string       `json:"statusUrl"`
-	ReportURL   string       `json:"reportUrl"`
-	// ViewURL opens the request's status page in a browser, without an API
-	// key, until IMGPIPE_VIEW_LINK_TTL passes.
-	ViewURL string `json:"viewUrl"`
 }
 
 // upload accepts multipart/form-data (file in field "csv", optional fields
@@ -212,7 +192,7 @@ func upload(w http.ResponseWriter, r *http.Request) {
 		writeErrorFor(w, err, req.ID)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, uploadResponse{
+	writeJSON(w, http.StatusAccepted, wire.Upload{
 		RequestID: req.ID, Status: batch.Pending, TotalImages: req.TotalImages,
 		StatusURL: base + "/api/status/" + req.ID, ReportURL: base + "/api/report/" + req.ID,
 		ViewURL: viewURL(d, base, req.ID, key.ID),

@@ -15,7 +15,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
-	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // loadImages are the mixed inputs of the load test, served by imageServer:
@@ -56,7 +56,7 @@ func BenchmarkLoad(b *testing.B) {
 		start := time.Now()
 		id, _ := uploadCSVTo(b, base, csv.String())
 		uploaded := time.Since(start)
-		var v pipeline.StatusView
+		var v wire.Status
 		for {
 			resp, err := http.Get(base + "/api/status/" + id + "?limit=1")
 			if err != nil {

@@ -29,8 +29,8 @@ import (
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/config"
 	"github.com/imgpipe/imgpipe/shared/emulatortest"
-	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/store"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // End-to-end on the local stack: upload through the API, Pub/Sub pushes to
@@ -458,14 +458,14 @@ func uploadCSVTo(t testing.TB, base, body string) (string, int) {
 	return out.RequestID, out.TotalImages
 }
 
-func getStatus(t testing.TB, id string) pipeline.StatusView {
+func getStatus(t testing.TB, id string) wire.Status {
 	t.Helper()
 	resp, err := http.Get(apiURL + "/api/status/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var v pipeline.StatusView
+	var v wire.Status
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status: %d %s", resp.StatusCode, b)
@@ -476,7 +476,7 @@ func getStatus(t testing.TB, id string) pipeline.StatusView {
 	return v
 }
 
-func awaitFinal(t testing.TB, id string, within time.Duration) pipeline.StatusView {
+func awaitFinal(t testing.TB, id string, within time.Duration) wire.Status {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -532,7 +532,7 @@ func runPipeline(t *testing.T, dup string) {
 			t.Errorf("product %d: %d outputs for %d inputs", i, len(p.OutputImageURLs), len(p.InputImageURLs))
 			continue
 		}
-		failedAt := map[int]pipeline.ImageError{}
+		failedAt := map[int]wire.ImageError{}
 		for _, e := range p.Errors {
 			failedAt[e.Index] = e
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
 	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // The status page: a read-only view of one request, opened with the signed
@@ -57,22 +58,8 @@ var viewHTML string
 var viewTemplate = template.Must(template.New("view").Funcs(template.FuncMap{
 	// Replaced per page by one that knows the request.
 	"thumb": func(string, string) string { return "" },
-	"bytes": humanBytes,
+	"bytes": wire.FormatBytes,
 }).Parse(viewHTML))
-
-// humanBytes writes n for people: 1.2 MB, 340 kB, 12 B.
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return strconv.FormatFloat(float64(n)/1e9, 'f', 2, 64) + " GB"
-	case n >= 1e6:
-		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
-	case n >= 1e3:
-		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + " kB"
-	default:
-		return strconv.FormatInt(n, 10) + " B"
-	}
-}
 
 var viewMux = func() *http.ServeMux {
 	m := http.NewServeMux()
@@ -311,10 +298,10 @@ func viewProgress(w http.ResponseWriter, r *http.Request) {
 		percent = 100 * done / st.TotalImages
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status": st.Status, "done": done, "percent": percent, "totalImages": st.TotalImages,
-		"processedImages": st.ProcessedImages, "failedImages": st.FailedImages,
-		"finished": st.Status == batch.Completed || st.Status == batch.Failed,
+	writeJSON(w, http.StatusOK, wire.Progress{
+		Status: st.Status, Done: done, Percent: percent, TotalImages: st.TotalImages,
+		ProcessedImages: st.ProcessedImages, FailedImages: st.FailedImages,
+		Finished: st.Status == batch.Completed || st.Status == batch.Failed,
 	})
 }
 

@@ -17,9 +17,9 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/config"
-	"github.com/imgpipe/imgpipe/shared/pipeline"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 	"github.com/imgpipe/imgpipe/shared/webhook"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // awaitTaskGone waits until the webhook queue no longer holds task id:
@@ -117,7 +117,7 @@ func smallRequest(t *testing.T, webhookURL string) string {
 	return out.RequestID
 }
 
-func awaitWebhook(t *testing.T, id, status string, attempts int, within time.Duration) pipeline.StatusView {
+func awaitWebhook(t *testing.T, id, status string, attempts int, within time.Duration) wire.Status {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/imgpipe/imgpipe/functions/cli"
-	"github.com/imgpipe/imgpipe/shared/pipeline"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // Sentinels standing for the user's secrets: none may appear in anything
@@ -121,7 +121,7 @@ func TestSecretsComeFromTheEnvironment(t *testing.T) {
 		mu.Lock()
 		got = append(got, r.Header.Get("Authorization"))
 		mu.Unlock()
-		_ = json.NewEncoder(w).Encode(pipeline.StatusView{RequestID: "r1", Status: "COMPLETED", Products: []pipeline.ProductView{}})
+		_ = json.NewEncoder(w).Encode(wire.Status{RequestID: "r1", Status: "COMPLETED", Products: []wire.Product{}})
 	}))
 	defer srv.Close()
 	vars := map[string]string{"IMGPIPE_URL": srv.URL, "IMGPIPE_API_KEY": keySentinel}
@@ -164,7 +164,7 @@ func (rt *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 	}
-	b, _ := json.Marshal(pipeline.StatusView{RequestID: "r1", Status: "COMPLETED", Products: []pipeline.ProductView{}})
+	b, _ := json.Marshal(wire.Status{RequestID: "r1", Status: "COMPLETED", Products: []wire.Product{}})
 	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(b)), Request: r}, nil
 }
 
@@ -265,14 +265,14 @@ func hostileAPI(t *testing.T) (*httptest.Server, int) {
 			return
 		}
 		links = 0
-		s := pipeline.StatusView{RequestID: "r1", Status: "COMPLETED"}
+		s := wire.Status{RequestID: "r1", Status: "COMPLETED"}
 		for _, serial := range serials {
-			p := pipeline.ProductView{SerialNumber: serial, OutputImageURLs: []string{link(), link()}}
+			p := wire.Product{SerialNumber: serial, OutputImageURLs: []string{link(), link()}}
 			if serial == "p" {
 				// p's image 1 in size "1" is p-1-1, as is p-1's image 1.
-				p.Outputs = []pipeline.ImageOutputs{{Index: 0, Sizes: map[string]pipeline.SizeView{}}}
+				p.Outputs = []wire.ImageOutputs{{Index: 0, Sizes: map[string]wire.Size{}}}
 				for _, n := range sizeNames {
-					p.Outputs[0].Sizes[n] = pipeline.SizeView{URL: link()}
+					p.Outputs[0].Sizes[n] = wire.Size{URL: link()}
 				}
 			}
 			s.Products = append(s.Products, p)
@@ -345,8 +345,8 @@ func TestDownloadDoesNotFollowLinksOut(t *testing.T) {
 			fmt.Fprint(w, "output")
 			return
 		}
-		_ = json.NewEncoder(w).Encode(pipeline.StatusView{RequestID: "r1", Status: "COMPLETED", TotalImages: 1, ProcessedImages: 1,
-			Products: []pipeline.ProductView{{SerialNumber: "s", OutputImageURLs: []string{"http://" + r.Host + "/o/1"}}}})
+		_ = json.NewEncoder(w).Encode(wire.Status{RequestID: "r1", Status: "COMPLETED", TotalImages: 1, ProcessedImages: 1,
+			Products: []wire.Product{{SerialNumber: "s", OutputImageURLs: []string{"http://" + r.Host + "/o/1"}}}})
 	}))
 	defer srv.Close()
 	top := t.TempDir()
@@ -385,7 +385,7 @@ func TestStatusPagesThatDoNotAdvance(t *testing.T) {
 				return
 			}
 			calls++
-			s := pipeline.StatusView{RequestID: "r1", Status: "COMPLETED", TotalImages: 1, FailedImages: 1}
+			s := wire.Status{RequestID: "r1", Status: "COMPLETED", TotalImages: 1, FailedImages: 1}
 			if calls < 100 { // then it gives up, so that a client that loops still ends
 				next := 0
 				s.Page.NextOffset = &next

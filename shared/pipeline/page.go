@@ -7,6 +7,7 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // ImageView is one image as the status page shows it.
@@ -24,19 +25,10 @@ type ImageView struct {
 	// Width and Height are the main output's, once the image is done;
 	// Sizes its extra outputs, in the request's order.
 	Width, Height int
-	Sizes         []SizeView
+	Sizes         []wire.Size
 	// ThumbImage is the image whose thumbnail shows this one: itself, or
 	// the image whose output it shares; "" when it has none.
 	ThumbImage string
-}
-
-// SizeView is one extra output of an image.
-type SizeView struct {
-	Name        string `json:"-"`
-	URL         string `json:"url"`
-	Width       int    `json:"width"`
-	Height      int    `json:"height"`
-	OutputBytes int64  `json:"outputBytes"`
 }
 
 // ProductPage is one product with its images, as the status page shows it.
@@ -81,7 +73,7 @@ func (s *Service) PageProducts(ctx context.Context, r batch.Request, from, to in
 						if link, err = s.outputURL(o.Object); err != nil {
 							return nil, err
 						}
-						iv.Sizes = append(iv.Sizes, SizeView{Name: o.Name, URL: link, Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
+						iv.Sizes = append(iv.Sizes, wire.Size{Name: o.Name, URL: link, Width: o.Width, Height: o.Height, OutputBytes: o.OutBytes})
 					}
 					if res.InputBytes > 0 {
 						iv.SavedPercent = math.Round(1000*float64(res.InputBytes-res.OutBytes)/float64(res.InputBytes)) / 10

@@ -10,77 +10,8 @@ import (
 
 	"github.com/imgpipe/imgpipe/shared/batch"
 	"github.com/imgpipe/imgpipe/shared/fault"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
-
-// StatusView is what GET /api/status/{id} answers.
-type StatusView struct {
-	RequestID       string       `json:"requestId"`
-	Status          batch.Status `json:"status"`
-	TotalImages     int          `json:"totalImages"`
-	ProcessedImages int          `json:"processedImages"`
-	FailedImages    int          `json:"failedImages"`
-	// InputBytes and OutputBytes sum the compressed images so far (each
-	// occurrence of a repeated URL as listed); SavedBytes is their
-	// difference and SavedPercent its share of InputBytes.
-	InputBytes   int64      `json:"inputBytes"`
-	OutputBytes  int64      `json:"outputBytes"`
-	SavedBytes   int64      `json:"savedBytes"`
-	SavedPercent float64    `json:"savedPercent"`
-	CreatedAt    time.Time  `json:"createdAt"`
-	UpdatedAt    time.Time  `json:"updatedAt"`
-	CompletedAt  *time.Time `json:"completedAt,omitempty"`
-	// Sizing echoes the request's sizing options, when it has any.
-	Sizing   *batch.Sizing `json:"sizing,omitempty"`
-	Webhook  *WebhookView  `json:"webhook,omitempty"`
-	Products []ProductView `json:"products"`
-	Page     PageView      `json:"page"`
-}
-
-// ProductView is one product with its outputs aligned to its inputs.
-type ProductView struct {
-	SerialNumber    string       `json:"serialNumber"`
-	ProductName     string       `json:"productName"`
-	InputImageURLs  []string     `json:"inputImageUrls"`
-	OutputImageURLs []string     `json:"outputImageUrls"` // "" where failed or pending
-	Errors          []ImageError `json:"errors,omitempty"`
-	// Outputs, in a request with sizing options, describe each compressed
-	// image's outputs: the main one's size and the extra sizes by name.
-	Outputs []ImageOutputs `json:"outputs,omitempty"`
-}
-
-// SizeURLs are the links to size name's outputs, aligned to the product's
-// inputs ("" where an image failed or is pending).
-func (v ProductView) SizeURLs(name string) []string {
-	urls := make([]string, len(v.InputImageURLs))
-	for _, o := range v.Outputs {
-		urls[o.Index] = o.Sizes[name].URL
-	}
-	return urls
-}
-
-// ImageOutputs are the outputs of one compressed image of a product.
-type ImageOutputs struct {
-	Index  int                 `json:"index"` // position in inputImageUrls
-	Width  int                 `json:"width"`
-	Height int                 `json:"height"`
-	Sizes  map[string]SizeView `json:"sizes,omitempty"`
-}
-
-// ImageError explains one failed image.
-type ImageError struct {
-	Index    int    `json:"index"` // position in inputImageUrls
-	InputURL string `json:"inputUrl"`
-	Reason   string `json:"reason"`
-	Message  string `json:"message"`
-}
-
-// PageView says which products the answer holds.
-type PageView struct {
-	Offset        int  `json:"offset"`
-	Limit         int  `json:"limit"`
-	TotalProducts int  `json:"totalProducts"`
-	NextOffset    *int `json:"nextOffset,omitempty"`
-}
 
 // MaxPage is the most products one status answer holds.
 const MaxPage = 1000
@@ -88,16 +19,16 @@ const MaxPage = 1000
 // Status reads a request's status with products [offset, offset+limit).
 // owner, when not empty, must match the request's: another key's request
 // is not found.
-func (s *Service) Status(ctx context.Context, id, owner string, offset, limit int) (StatusView, error) {
+func (s *Service) Status(ctx context.Context, id, owner string, offset, limit int) (wire.Status, error) {
 	r, err := s.getOwned(ctx, id, owner)
 	if err != nil {
-		return StatusView{}, err
+		return wire.Status{}, err
 	}
 	c, updated, err := s.Completions.Counts(ctx, r)
 	if err != nil {
-		return StatusView{}, err
+		return wire.Status{}, err
 	}
-	v := StatusView{
+	v := wire.Status{
 		RequestID: r.ID, TotalImages: r.TotalImages, ProcessedImages: c.Processed, FailedImages: c.Failed,
 		InputBytes: c.InputBytes, OutputBytes: c.OutputBytes, SavedBytes: c.InputBytes - c.OutputBytes,
 		CreatedAt: r.CreatedAt, UpdatedAt: maxTime(r.CreatedAt, updated), Sizing: r.Sizing,
@@ -121,7 +52,7 @@ func (s *Service) Status(ctx context.Context, id, owner string, offset, limit in
 	}
 	limit = min(max(limit, 1), MaxPage)
 	offset = max(offset, 0)
-	v.Page = PageView{Offset: offset, Limit: limit, TotalProducts: r.ProductCount}
+	v.Page = wire.Page{Offset: offset, Limit: limit, TotalProducts: r.ProductCount}
 	if next := offset + limit; next < r.ProductCount {
 		v.Page.NextOffset = &next
 	}
@@ -149,14 +80,14 @@ func (s *Service) getOwned(ctx context.Context, id, owner string) (batch.Request
 	return r, nil
 }
 
-func (s *Service) productViews(ctx context.Context, r batch.Request, from, to int) ([]ProductView, error) {
+func (s *Service) productViews(ctx context.Context, r batch.Request, from, to int) ([]wire.Product, error) {
 	pages, err := s.PageProducts(ctx, r, from, to)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ProductView, len(pages))
+	out := make([]wire.Product, len(pages))
 	for i, p := range pages {
-		pv := ProductView{SerialNumber: p.SerialNumber, ProductName: p.ProductName,
+		pv := wire.Product{SerialNumber: p.SerialNumber, ProductName: p.ProductName,
 			InputImageURLs: make([]string, len(p.Images)), OutputImageURLs: make([]string, len(p.Images))}
 		for u, im := range p.Images {
 			pv.InputImageURLs[u] = im.InputURL
@@ -164,17 +95,17 @@ func (s *Service) productViews(ctx context.Context, r batch.Request, from, to in
 			case "done":
 				pv.OutputImageURLs[u] = im.OutputURL
 				if r.Sizing != nil {
-					o := ImageOutputs{Index: u, Width: im.Width, Height: im.Height}
+					o := wire.ImageOutputs{Index: u, Width: im.Width, Height: im.Height}
 					for _, sz := range im.Sizes {
 						if o.Sizes == nil {
-							o.Sizes = map[string]SizeView{}
+							o.Sizes = map[string]wire.Size{}
 						}
 						o.Sizes[sz.Name] = sz
 					}
 					pv.Outputs = append(pv.Outputs, o)
 				}
 			case "failed":
-				pv.Errors = append(pv.Errors, ImageError{Index: u, InputURL: im.InputURL, Reason: im.Reason, Message: im.Message})
+				pv.Errors = append(pv.Errors, wire.ImageError{Index: u, InputURL: im.InputURL, Reason: im.Reason, Message: im.Message})
 			}
 		}
 		out[i] = pv

@@ -16,6 +16,7 @@ import (
 	"github.com/imgpipe/imgpipe/shared/outbound"
 	"github.com/imgpipe/imgpipe/shared/tasks"
 	"github.com/imgpipe/imgpipe/shared/webhook"
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // Enqueuer creates a named task; an existing name is success.
@@ -119,11 +120,11 @@ func (s *Service) DeliverWebhook(ctx context.Context, job DeliveryJob, task stri
 
 // webhookBody is the payload, products inlined up to the threshold.
 func (s *Service) webhookBody(ctx context.Context, r batch.Request) ([]byte, error) {
-	p := webhook.Payload{
+	p := wire.WebhookPayload{
 		Event: webhook.EventCompleted, RequestID: r.ID, Status: string(r.Status),
 		TotalImages: r.TotalImages, ProcessedImages: r.Processed, FailedImages: r.Failed, CompletedAt: r.CompletedAt,
 		StatusURL: r.BaseURL + "/api/status/" + r.ID, ReportURL: r.BaseURL + "/api/report/" + r.ID,
-		Products: []webhook.Product{},
+		Products: []wire.WebhookProduct{},
 	}
 	if r.TotalImages > s.Webhooks.InlineMaxImages {
 		p.ProductsOmitted = true
@@ -133,7 +134,7 @@ func (s *Service) webhookBody(ctx context.Context, r batch.Request) ([]byte, err
 			return nil, err
 		}
 		for _, v := range views {
-			wp := webhook.Product{SerialNumber: v.SerialNumber, ProductName: v.ProductName, InputImageURLs: v.InputImageURLs, OutputImageURLs: v.OutputImageURLs}
+			wp := wire.WebhookProduct{SerialNumber: v.SerialNumber, ProductName: v.ProductName, InputImageURLs: v.InputImageURLs, OutputImageURLs: v.OutputImageURLs}
 			if r.Sizing != nil && len(r.Sizing.Sizes) > 0 {
 				wp.SizeImageURLs = map[string][]string{}
 				for _, sz := range r.Sizing.Sizes {
@@ -183,16 +184,7 @@ func (s *Service) postWebhook(ctx context.Context, url string, job DeliveryJob, 
 	return resp.StatusCode, nil
 }
 
-// WebhookView is the webhook part of a status.
-type WebhookView struct {
-	URL           string     `json:"url"` // query and credentials redacted
-	Status        string     `json:"status"`
-	Attempts      int        `json:"attempts"`
-	LastAttemptAt *time.Time `json:"lastAttemptAt,omitempty"`
-	LastError     string     `json:"lastError,omitempty"`
-}
-
-func (s *Service) webhookView(ctx context.Context, r batch.Request) (*WebhookView, error) {
+func (s *Service) webhookView(ctx context.Context, r batch.Request) (*wire.WebhookStatus, error) {
 	if r.WebhookURL == "" {
 		return nil, nil
 	}
@@ -200,7 +192,7 @@ func (s *Service) webhookView(ctx context.Context, r batch.Request) (*WebhookVie
 	if err != nil {
 		return nil, err
 	}
-	v := &WebhookView{URL: outbound.Redact(r.WebhookURL), Status: batch.WebhookPending}
+	v := &wire.WebhookStatus{URL: outbound.Redact(r.WebhookURL), Status: batch.WebhookPending}
 	if found {
 		v.Status, v.Attempts, v.LastError = w.Status, w.Attempts, w.LastError
 		if !w.LastAttemptAt.IsZero() {

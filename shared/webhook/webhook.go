@@ -1,5 +1,6 @@
-// Package webhook is what imgpipe sends when a request finishes, and how a
-// receiver checks it: a JSON payload signed per the Standard Webhooks spec
+// Package webhook is how imgpipe signs what it sends when a request
+// finishes, and how a receiver checks it: a JSON payload (wire.WebhookPayload)
+// signed per the Standard Webhooks spec
 // (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256
 // of "id.timestamp.body">), using the Standard Webhooks Go library.
 //
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 // Event names.
@@ -32,33 +35,6 @@ const (
 	HeaderTimestamp = standardwebhooks.HeaderWebhookTimestamp
 	HeaderSignature = standardwebhooks.HeaderWebhookSignature
 )
-
-// Product is one product as the webhook reports it.
-type Product struct {
-	SerialNumber    string   `json:"serialNumber"`
-	ProductName     string   `json:"productName"`
-	InputImageURLs  []string `json:"inputImageUrls"`
-	OutputImageURLs []string `json:"outputImageUrls"`
-	// SizeImageURLs are, in a request with sizes, each size's outputs by
-	// name, aligned to InputImageURLs as OutputImageURLs are.
-	SizeImageURLs map[string][]string `json:"sizeImageUrls,omitempty"`
-}
-
-// Payload is the body of a delivery. Products are inlined up to a size
-// threshold; beyond it ProductsOmitted is true and the report has them.
-type Payload struct {
-	Event           string    `json:"event"`
-	RequestID       string    `json:"requestId"`
-	Status          string    `json:"status"`
-	TotalImages     int       `json:"totalImages"`
-	ProcessedImages int       `json:"processedImages"`
-	FailedImages    int       `json:"failedImages"`
-	CompletedAt     time.Time `json:"completedAt"`
-	StatusURL       string    `json:"statusUrl"`
-	ReportURL       string    `json:"reportUrl"`
-	Products        []Product `json:"products"`
-	ProductsOmitted bool      `json:"productsOmitted,omitempty"`
-}
 
 // MessageID is the webhook-id of a request's event: the same for every
 // attempt and redelivery, so receivers can drop duplicates.
@@ -122,12 +98,12 @@ func NewVerifier(secrets ...string) (*Verifier, error) {
 
 // Verify checks the signature and that the timestamp is within 5 minutes of
 // now, then decodes the payload.
-func (v *Verifier) Verify(body []byte, h http.Header) (Payload, error) {
+func (v *Verifier) Verify(body []byte, h http.Header) (wire.WebhookPayload, error) {
 	var errs []error
 	for _, hook := range v.hooks {
 		err := hook.Verify(body, h)
 		if err == nil {
-			var p Payload
+			var p wire.WebhookPayload
 			if err := json.Unmarshal(body, &p); err != nil {
 				return p, fmt.Errorf("webhook: payload: %w", err)
 			}
@@ -135,5 +111,5 @@ func (v *Verifier) Verify(body []byte, h http.Header) (Payload, error) {
 		}
 		errs = append(errs, err)
 	}
-	return Payload{}, fmt.Errorf("webhook: %w", errors.Join(errs...))
+	return wire.WebhookPayload{}, fmt.Errorf("webhook: %w", errors.Join(errs...))
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imgpipe/imgpipe/shared/wire"
 )
 
 const (
@@ -14,7 +16,7 @@ const (
 )
 
 func TestSignAndVerify(t *testing.T) {
-	body, _ := json.Marshal(Payload{Event: EventCompleted, RequestID: "r1", Status: "COMPLETED", TotalImages: 2, ProcessedImages: 1, FailedImages: 1})
+	body, _ := json.Marshal(wire.WebhookPayload{Event: EventCompleted, RequestID: "r1", Status: "COMPLETED", TotalImages: 2, ProcessedImages: 1, FailedImages: 1})
 	s, err := NewSigner([]string{secretA, secretB})
 	if err != nil {
 		t.Fatal(err)
