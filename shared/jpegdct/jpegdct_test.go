@@ -194,6 +194,25 @@ func BenchmarkRecompress(b *testing.B) {
 	}
 }
 
+// BenchmarkDecode: entropy decoding alone (the coefficients, no output),
+// an interleaved baseline photograph and a progressive one.
+func BenchmarkDecode(b *testing.B) {
+	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg"} {
+		in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				if _, err := Decode(in, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkCorpus recompresses every JPEG of $IMGPIPE_BENCH_CORPUS (make
 // bench fetches one into .bench/corpus) per iteration, or those matching
 // $IMGPIPE_BENCH_FILES (a glob, for profiling one class).
