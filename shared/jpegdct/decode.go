@@ -57,7 +57,7 @@ func Decode(data []byte, lim Limits) (*Image, error) {
 
 func (d *decoder) run() error {
 	data := d.data
-	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+	if len(data) < 4 || data[0] != 0xFF || data[1] != soiMarker {
 		return corrupt("missing SOI")
 	}
 	pos := 2
@@ -76,7 +76,7 @@ func (d *decoder) run() error {
 		m := data[pos]
 		pos++
 		switch {
-		case m == 0xD9: // EOI
+		case m == eoiMarker:
 			if !d.frameSet || scans == 0 {
 				return corrupt("no image data")
 			}
@@ -84,7 +84,7 @@ func (d *decoder) run() error {
 				return err
 			}
 			return d.finish()
-		case m >= 0xD0 && m <= 0xD7, m == 0x01, m == 0x00:
+		case isRST(m), m == temMarker, m == 0x00:
 			// RSTn and TEM have no length; FF 00 outside a scan is stray
 			// data, skipped as libjpeg and image/jpeg skip it.
 			continue
@@ -100,23 +100,23 @@ func (d *decoder) run() error {
 		pos += n
 		var err error
 		switch {
-		case m == 0xC0 || m == 0xC1 || m == 0xC2:
-			err = d.frame(seg, m == 0xC2)
-		case m == 0xC3 || (m >= 0xC5 && m <= 0xC7) || (m >= 0xC9 && m <= 0xCB) || (m >= 0xCD && m <= 0xCF):
+		case m == sof0Marker || m == sof1Marker || m == sof2Marker:
+			err = d.frame(seg, m == sof2Marker)
+		case m >= sof3Marker && m <= sof15Marker && m != dhtMarker && m != jpgMarker && m != dacMarker:
 			// lossless, hierarchical, arithmetic
 			return unsupported("coding")
-		case m == 0xC4:
+		case m == dhtMarker:
 			err = d.dht(seg)
-		case m == 0xCC:
+		case m == dacMarker:
 			return unsupported("arithmetic")
-		case m == 0xDB:
+		case m == dqtMarker:
 			err = d.dqt(seg)
-		case m == 0xDD:
+		case m == driMarker:
 			if len(seg) < 2 {
 				return corrupt("DRI")
 			}
 			d.restart = int(binary.BigEndian.Uint16(seg))
-		case m == 0xDA:
+		case m == sosMarker:
 			if !d.frameSet {
 				return corrupt("scan before frame")
 			}
@@ -125,17 +125,17 @@ func (d *decoder) run() error {
 			}
 			scans++
 			d.scans++
-		case m == 0xE0:
+		case m == app0Marker:
 			d.jfif = bytes.HasPrefix(seg, []byte("JFIF\x00"))
-		case m == 0xE1:
+		case m == app1Marker:
 			if bytes.HasPrefix(seg, []byte("Exif\x00\x00")) && d.img.orientation == 0 {
 				d.img.orientation = exifOrientation(seg[6:])
 			}
-		case m == 0xE2:
+		case m == app2Marker:
 			if bytes.HasPrefix(seg, []byte("ICC_PROFILE\x00")) && !iccIsSRGB(seg) {
 				return unsupported("icc_profile")
 			}
-		case m == 0xEE:
+		case m == app14Marker:
 			if bytes.HasPrefix(seg, []byte("Adobe")) && len(seg) >= 12 {
 				d.adobe, d.adobeTx = true, int(seg[11])
 			}
@@ -310,177 +310,42 @@ type scanComp struct {
 	c      *component
 	dc, ac *huffDecoder
 	pred   int32
+	// h, v: the component's blocks across and down in one MCU of this
+	// scan (its sampling factors when the scan is interleaved, else 1).
+	h, v int
+}
+
+// scanHeader is a start-of-scan segment: its components and their tables,
+// the spectral band ss..se and the successive approximation bits ah, al.
+type scanHeader struct {
+	comps  []scanComp
+	ss, se int
+	ah, al uint
 }
 
 // scan decodes one scan; pos is where its entropy-coded data starts. It
 // returns the position after the data (at the next marker).
 func (d *decoder) scan(seg []byte, pos int) (int, error) {
-	m := &d.img
-	if len(seg) < 1 {
-		return 0, corrupt("SOS")
-	}
-	ns := int(seg[0])
-	if ns < 1 || ns > len(m.comps) || len(seg) != 4+2*ns {
-		return 0, corrupt("SOS")
-	}
-	sc := make([]scanComp, ns)
-	for i := range sc {
-		id, sel := seg[1+2*i], seg[2+2*i]
-		for j := range m.comps {
-			if m.comps[j].id == id {
-				sc[i].c = &m.comps[j]
-			}
-		}
-		if sc[i].c == nil {
-			return 0, corrupt("SOS component")
-		}
-		sc[i].c.coded = true
-		td, ta := sel>>4, sel&15
-		if td > 3 || ta > 3 {
-			return 0, corrupt("SOS table")
-		}
-		sc[i].dc, sc[i].ac = &d.dc[td], &d.ac[ta]
-	}
-	ss, se := int(seg[1+2*ns]), int(seg[2+2*ns])
-	ah, al := uint(seg[3+2*ns]>>4), uint(seg[3+2*ns]&15)
-	if !m.Progressive {
-		if ss != 0 || se != 63 || ah != 0 || al != 0 {
-			return 0, corrupt("baseline scan parameters")
-		}
-	} else if se > 63 || ss > se || (ss == 0 && se != 0) || (ss > 0 && ns != 1) || al > 13 || (ah != 0 && ah != al+1) {
-		return 0, corrupt("progressive scan parameters")
-	}
-	for _, s := range sc {
-		needDC := ss == 0 && ah == 0
-		needAC := se > 0
-		if (needDC && !s.dc.defined) || (needAC && !s.ac.defined) {
-			return 0, corrupt("missing Huffman table")
-		}
+	h, err := d.scanHeader(seg)
+	if err != nil {
+		return 0, err
 	}
 	if d.stream != nil && d.stream.on {
 		return 0, corrupt("another scan after a complete interleaved baseline scan")
 	}
 	streaming := false
-	if d.scans == 0 && d.prepare != nil {
-		d.prepare(d)
-	}
 	if d.scans == 0 {
-		if d.stream != nil && !m.Progressive && ns == len(m.comps) {
-			if err := d.stream.start(d); err != nil {
-				return 0, err
-			}
-			streaming = d.stream.on
-		}
-		if !streaming {
-			for i := range m.comps {
-				c := &m.comps[i]
-				c.alloc(c.rows)
-				if m.Progressive {
-					c.nz = make([]uint64, len(c.end))
-				}
-			}
+		if streaming, err = d.firstScan(len(h.comps)); err != nil {
+			return 0, err
 		}
 	}
 	d.br.reset(d.data, pos)
 	d.eobrun = 0
-	if m.Progressive && d.dcOnly && ss > 0 {
+	if d.img.Progressive && d.dcOnly && h.ss > 0 {
 		return d.scanEnd(), nil // frequencies the caller drops
 	}
-
-	// unit decodes block i's part of the scan: its coefficients, its
-	// nonzero extent (raised as coefficients become nonzero) and, in a
-	// progressive image, its mask of nonzero AC coefficients.
-	var unit func(s *scanComp, i int) error
-	switch {
-	case !m.Progressive:
-		unit = func(s *scanComp, i int) error {
-			return d.baselineBlock(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i])
-		}
-	case ss == 0 && ah == 0:
-		unit = func(s *scanComp, i int) error { return d.dcFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], al) }
-	case ss == 0:
-		unit = func(s *scanComp, i int) error {
-			if d.br.bit() {
-				s.c.coef[i*64] |= 1 << al
-				s.c.end[i] = max(s.c.end[i], 1)
-			}
-			return nil
-		}
-	case ah == 0:
-		unit = func(s *scanComp, i int) error {
-			return d.acFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
-		}
-	default:
-		unit = func(s *scanComp, i int) error {
-			return d.acRefine(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
-		}
-	}
-
-	mcus := 0
-	restartNext := func() error {
-		mcus++
-		if d.restart == 0 || mcus%d.restart != 0 {
-			return nil
-		}
-		return d.restartMarker(sc)
-	}
-	var total int
-	if ns == 1 {
-		c := sc[0].c
-		total = c.bw * c.bh
-		for by := 0; by < c.bh; by++ {
-			if d.br.fake > 16 {
-				return 0, corrupt("scan data ends early")
-			}
-			if streaming { // a grayscale image: a block row is an MCU row
-				d.stream.beginRow(by)
-			}
-			for bx := 0; bx < c.bw; bx++ {
-				if err := unit(&sc[0], c.index(bx, by)); err != nil {
-					return 0, err
-				}
-				if mcus+1 < total {
-					if err := restartNext(); err != nil {
-						return 0, err
-					}
-				}
-			}
-			if streaming {
-				d.stream.endRow(by)
-			}
-		}
-	} else {
-		total = m.mcusX * m.mcusY
-		for my := 0; my < m.mcusY; my++ {
-			if d.br.fake > 16 {
-				return 0, corrupt("scan data ends early")
-			}
-			if streaming {
-				d.stream.beginRow(my)
-			}
-			for mx := 0; mx < m.mcusX; mx++ {
-				for i := range sc {
-					s := &sc[i]
-					c := s.c
-					for v := 0; v < c.v; v++ {
-						for h := 0; h < c.h; h++ {
-							bx, by := mx*c.h+h, my*c.v+v
-							if err := unit(s, c.index(bx, by)); err != nil {
-								return 0, err
-							}
-						}
-					}
-				}
-				if mcus+1 < total {
-					if err := restartNext(); err != nil {
-						return 0, err
-					}
-				}
-			}
-			if streaming {
-				d.stream.endRow(my)
-			}
-		}
+	if err := d.scanMCUs(h.comps, d.blockDecoder(h), streaming); err != nil {
+		return 0, err
 	}
 	if d.br.truncated() {
 		return 0, corrupt("truncated scan data")
@@ -493,10 +358,165 @@ func (d *decoder) scan(seg []byte, pos int) (int, error) {
 	return d.scanEnd(), nil
 }
 
+// scanHeader reads and checks a start-of-scan segment against the frame:
+// known components, defined tables, parameters the coding allows.
+func (d *decoder) scanHeader(seg []byte) (scanHeader, error) {
+	m := &d.img
+	if len(seg) < 1 {
+		return scanHeader{}, corrupt("SOS")
+	}
+	ns := int(seg[0])
+	if ns < 1 || ns > len(m.comps) || len(seg) != 4+2*ns {
+		return scanHeader{}, corrupt("SOS")
+	}
+	sc := make([]scanComp, ns)
+	for i := range sc {
+		id, sel := seg[1+2*i], seg[2+2*i]
+		for j := range m.comps {
+			if m.comps[j].id == id {
+				sc[i].c = &m.comps[j]
+			}
+		}
+		if sc[i].c == nil {
+			return scanHeader{}, corrupt("SOS component")
+		}
+		sc[i].c.coded = true
+		td, ta := sel>>4, sel&15
+		if td > 3 || ta > 3 {
+			return scanHeader{}, corrupt("SOS table")
+		}
+		sc[i].dc, sc[i].ac = &d.dc[td], &d.ac[ta]
+		sc[i].h, sc[i].v = 1, 1
+		if ns > 1 {
+			sc[i].h, sc[i].v = sc[i].c.h, sc[i].c.v
+		}
+	}
+	h := scanHeader{comps: sc, ss: int(seg[1+2*ns]), se: int(seg[2+2*ns]),
+		ah: uint(seg[3+2*ns] >> 4), al: uint(seg[3+2*ns] & 15)}
+	ss, se, ah, al := h.ss, h.se, h.ah, h.al
+	if !m.Progressive {
+		if ss != 0 || se != 63 || ah != 0 || al != 0 {
+			return scanHeader{}, corrupt("baseline scan parameters")
+		}
+	} else if se > 63 || ss > se || (ss == 0 && se != 0) || (ss > 0 && ns != 1) || al > 13 || (ah != 0 && ah != al+1) {
+		return scanHeader{}, corrupt("progressive scan parameters")
+	}
+	for _, s := range sc {
+		needDC := ss == 0 && ah == 0
+		needAC := se > 0
+		if (needDC && !s.dc.defined) || (needAC && !s.ac.defined) {
+			return scanHeader{}, corrupt("missing Huffman table")
+		}
+	}
+	return h, nil
+}
+
+// firstScan prepares the image for its first scan, of ns components: a
+// baseline image's one interleaved scan may be streamed (streaming is
+// true: it holds no coefficients), else every component gets its
+// coefficients, and in a progressive image its masks.
+func (d *decoder) firstScan(ns int) (streaming bool, err error) {
+	m := &d.img
+	if d.prepare != nil {
+		d.prepare(d)
+	}
+	if d.stream != nil && !m.Progressive && ns == len(m.comps) {
+		if err := d.stream.start(d); err != nil {
+			return false, err
+		}
+		streaming = d.stream.on
+	}
+	if !streaming {
+		for i := range m.comps {
+			c := &m.comps[i]
+			c.alloc(c.rows)
+			if m.Progressive {
+				c.nz = make([]uint64, len(c.end))
+			}
+		}
+	}
+	return streaming, nil
+}
+
+// blockDecoder returns what decodes block i's part of scan h: its
+// coefficients, its nonzero extent (raised as coefficients become
+// nonzero) and, in a progressive image, its mask of nonzero AC
+// coefficients.
+func (d *decoder) blockDecoder(h scanHeader) func(s *scanComp, i int) error {
+	ss, se, al := h.ss, h.se, h.al
+	switch {
+	case !d.img.Progressive:
+		return func(s *scanComp, i int) error {
+			return d.baselineBlock(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i])
+		}
+	case ss == 0 && h.ah == 0:
+		return func(s *scanComp, i int) error { return d.dcFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], al) }
+	case ss == 0:
+		return func(s *scanComp, i int) error {
+			if d.br.bit() {
+				s.c.coef[i*64] |= 1 << al
+				s.c.end[i] = max(s.c.end[i], 1)
+			}
+			return nil
+		}
+	case h.ah == 0:
+		return func(s *scanComp, i int) error {
+			return d.acFirst(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
+		}
+	default:
+		return func(s *scanComp, i int) error {
+			return d.acRefine(s, s.c.coef[i*64:i*64+64:i*64+64], &s.c.end[i], &s.c.nz[i], ss, se, al)
+		}
+	}
+}
+
+// scanMCUs decodes a scan's MCUs in order with block, expecting a restart
+// marker after every d.restart of them. An interleaved scan's MCU holds
+// each component's h×v blocks; a scan of one component has one block an
+// MCU, its blocks covering the component unpadded. With streaming, each
+// row of MCUs is handed to the streamer as it is decoded.
+func (d *decoder) scanMCUs(sc []scanComp, block func(s *scanComp, i int) error, streaming bool) error {
+	cols, rows := d.img.mcusX, d.img.mcusY
+	if len(sc) == 1 {
+		cols, rows = sc[0].c.bw, sc[0].c.bh
+	}
+	total, mcus := cols*rows, 0
+	for my := 0; my < rows; my++ {
+		if d.br.fake > 16 {
+			return corrupt("scan data ends early")
+		}
+		if streaming { // one component: a block row is an MCU row
+			d.stream.beginRow(my)
+		}
+		for mx := 0; mx < cols; mx++ {
+			for i := range sc {
+				s := &sc[i]
+				for v := 0; v < s.v; v++ {
+					for h := 0; h < s.h; h++ {
+						if err := block(s, s.c.index(mx*s.h+h, my*s.v+v)); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			mcus++
+			if d.restart > 0 && mcus < total && mcus%d.restart == 0 {
+				if err := d.restartMarker(sc); err != nil {
+					return err
+				}
+			}
+		}
+		if streaming {
+			d.stream.endRow(my)
+		}
+	}
+	return nil
+}
+
 // scanEnd finds the marker that ends the current entropy-coded segment.
 func (d *decoder) scanEnd() int {
 	p := d.br.pos
-	for p+1 < len(d.data) && !(d.data[p] == 0xFF && d.data[p+1] != 0 && !(d.data[p+1] >= 0xD0 && d.data[p+1] <= 0xD7)) {
+	for p+1 < len(d.data) && !(d.data[p] == 0xFF && d.data[p+1] != 0 && !isRST(d.data[p+1])) {
 		p++
 	}
 	return p
@@ -515,7 +535,7 @@ func (d *decoder) restartMarker(sc []scanComp) error {
 	for p < len(d.data) && d.data[p] == 0xFF {
 		p++
 	}
-	if p >= len(d.data) || d.data[p] < 0xD0 || d.data[p] > 0xD7 {
+	if p >= len(d.data) || !isRST(d.data[p]) {
 		return corrupt("missing restart marker")
 	}
 	d.br.reset(d.data, p+1)

@@ -409,13 +409,13 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 		return f.writeProgressive(dst, sw, p, &dcT)
 	}
 
-	out := f.header(dst, 0xC0)
+	out := f.header(dst, sof0Marker)
 	for t := 0; t < ntab; t++ {
 		for class, e := range []*huffEncoder{&dcT[t], &acT[t]} {
 			out = appendDHT(out, class, t, e)
 		}
 	}
-	out = append(out, 0xFF, 0xDA)
+	out = append(out, 0xFF, sosMarker)
 	out = binary.BigEndian.AppendUint16(out, uint16(6+2*len(f.comps)))
 	out = append(out, byte(len(f.comps)))
 	for ci := range f.comps {
@@ -436,12 +436,12 @@ func (f *frame) write(dst []byte, sw *symbolWriter) []byte {
 		}
 	}
 	w.flush()
-	return append(w.out, 0xFF, 0xD9)
+	return append(w.out, 0xFF, eoiMarker)
 }
 
 // appendDHT appends a DHT segment defining table t of class (0 DC, 1 AC).
 func appendDHT(out []byte, class, t int, e *huffEncoder) []byte {
-	out = append(out, 0xFF, 0xC4)
+	out = append(out, 0xFF, dhtMarker)
 	out = binary.BigEndian.AppendUint16(out, uint16(2+1+16+len(e.vals)))
 	out = append(out, byte(class<<4|t))
 	out = append(out, e.bits[:]...)
@@ -449,12 +449,12 @@ func appendDHT(out []byte, class, t int, e *huffEncoder) []byte {
 }
 
 // header appends SOI, JFIF, the quantisation tables and the frame header
-// (sof: its marker, 0xC0 baseline or 0xC2 progressive).
+// (sof: its marker, sof0Marker baseline or sof2Marker progressive).
 func (f *frame) header(dst []byte, sof byte) []byte {
 	ntab := min(len(f.comps), 2)
 	out := dst
-	out = append(out, 0xFF, 0xD8)
-	out = append(out, 0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0)
+	out = append(out, 0xFF, soiMarker)
+	out = append(out, 0xFF, app0Marker, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0)
 	wide := false
 	for t := 0; t < ntab; t++ {
 		for _, q := range f.qt[t] {
@@ -463,19 +463,19 @@ func (f *frame) header(dst []byte, sof byte) []byte {
 	}
 	for t := 0; t < ntab; t++ {
 		if wide {
-			out = append(out, 0xFF, 0xDB, 0, 2+1+128, 0x10|byte(t))
+			out = append(out, 0xFF, dqtMarker, 0, 2+1+128, 0x10|byte(t))
 			for _, q := range f.qt[t] {
 				out = binary.BigEndian.AppendUint16(out, q)
 			}
 		} else {
-			out = append(out, 0xFF, 0xDB, 0, 2+1+64, byte(t))
+			out = append(out, 0xFF, dqtMarker, 0, 2+1+64, byte(t))
 			for _, q := range f.qt[t] {
 				out = append(out, byte(q))
 			}
 		}
 	}
-	if wide && sof == 0xC0 {
-		sof = 0xC1 // extended sequential: 16-bit tables
+	if wide && sof == sof0Marker {
+		sof = sof1Marker // extended sequential: 16-bit tables
 	}
 	out = append(out, 0xFF, sof)
 	out = binary.BigEndian.AppendUint16(out, uint16(8+3*len(f.comps)))

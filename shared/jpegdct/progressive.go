@@ -219,12 +219,12 @@ func (f *frame) acScans(p *progPlan, chunks [][]symbol, starts []uint32, ci int,
 // writeProgressive writes the plan: the DC scan replays the baseline DC
 // symbols (the same order and predictions), then the AC scans.
 func (f *frame) writeProgressive(dst []byte, sw *symbolWriter, p *progPlan, dcT *[2]huffEncoder) []byte {
-	out := f.header(dst, 0xC2)
+	out := f.header(dst, sof2Marker)
 	ntab := min(len(f.comps), 2)
 	for t := 0; t < ntab; t++ {
 		out = appendDHT(out, 0, t, &dcT[t])
 	}
-	out = append(out, 0xFF, 0xDA)
+	out = append(out, 0xFF, sosMarker)
 	out = binary.BigEndian.AppendUint16(out, uint16(6+2*len(f.comps)))
 	out = append(out, byte(len(f.comps)))
 	for ci := range f.comps {
@@ -252,8 +252,8 @@ func (f *frame) writeProgressive(dst []byte, sw *symbolWriter, p *progPlan, dcT 
 		s := &p.scans[i]
 		ws[i].flush()
 		out = appendDHT(out, 1, 0, &s.table)
-		out = append(out, 0xFF, 0xDA, 0, 8, 1, byte(s.comp+1), 0, byte(s.ss), byte(s.se), 0)
+		out = append(out, 0xFF, sosMarker, 0, 8, 1, byte(s.comp+1), 0, byte(s.ss), byte(s.se), 0)
 		out = append(out, ws[i].out...)
 	}
-	return append(out, 0xFF, 0xD9)
+	return append(out, 0xFF, eoiMarker)
 }
