@@ -29,6 +29,7 @@ STACK := $(BIN)/stack
 STACK_FLAGS := -bin $(BIN) -project $(LOCAL_PROJECT)
 
 SHARP_VERSION := 0.35.5
+REDOCLY_VERSION := 2.77.0
 BENCH_REPS ?= 3
 
 # Deploying: make deploy PROJECT=my-project [REGION=us-central1]
@@ -43,6 +44,7 @@ help:
 	@echo "make demo             upload testdata/sample.csv on a fresh local stack, print status, report, outputs"
 	@echo "make test             lint, deploy checks, unit and integration tests on their own emulators"
 	@echo "make lint             gofmt, go vet and staticcheck on both modules"
+	@echo "make openapi-lint     functions/openapi.yaml against Redocly CLI's recommended rules (part of make test)"
 	@echo "make faults           only the fault-injection suite, on its own emulators"
 	@echo "make bench            imgpipe vs sharp vs the stdlib path on real photographs (fetched into .bench/)"
 	@echo "make load             20,000 images through the local stack: images/s and where the time goes"
@@ -89,6 +91,21 @@ lint:
 	@go vet -tags faults ./... && (cd emulators && go vet ./...)
 	@mkdir -p $(BIN) && go build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 	@$(BIN)/staticcheck -tags faults ./... && (cd emulators && ../$(BIN)/staticcheck ./...) && echo "lint: gofmt, go vet, staticcheck clean"
+
+# The API's contract against Redocly CLI's recommended rules: errors fail,
+# warnings are shown. The CLI comes from npm, pinned, into .bin/redocly.
+.PHONY: openapi-lint
+openapi-lint:
+	@if [ "$$(cat $(BIN)/redocly/version 2>/dev/null)" != "$(REDOCLY_VERSION)" ]; then \
+	  echo "installing @redocly/cli@$(REDOCLY_VERSION) into $(BIN)/redocly (npm)"; \
+	  rm -rf $(BIN)/redocly && mkdir -p $(BIN)/redocly && cd $(BIN)/redocly && npm init -y >/dev/null \
+	  && npm install --no-audit --no-fund --loglevel=error @redocly/cli@$(REDOCLY_VERSION) >/dev/null \
+	  && echo $(REDOCLY_VERSION) > version || exit 1; fi
+	@out=$$(REDOCLY_TELEMETRY=off $(BIN)/redocly/node_modules/.bin/redocly lint --extends recommended \
+	  --format stylish functions/openapi.yaml 2>&1) \
+	  || { echo "$$out"; echo "openapi-lint: functions/openapi.yaml fails Redocly's recommended rules"; exit 1; }; \
+	  echo "$$out" | grep -E '^ +[0-9]+:[0-9]+ +warning' || true; \
+	  echo "openapi-lint: functions/openapi.yaml passes Redocly CLI $(REDOCLY_VERSION)'s recommended rules"
 
 # Offline checks of what make deploy would apply: formatting, every
 # resource against the pinned providers' schemas (terraform/schema), the
@@ -157,7 +174,7 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: lint deploy-check tools chromium
+test: lint openapi-lint deploy-check tools chromium
 	@start=$$(date +%s); \
 	  $(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
