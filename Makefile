@@ -76,7 +76,7 @@ dev: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/dev $(DEV_PORTS)
 	@trap '$(STACK) down $(STACK_FLAGS) -dir .stack/dev; echo "stopped"' EXIT; \
 	  set -a; . .stack/dev/env; set +a; \
-	  IMGPIPE_BUCKET=imgpipe-local-images $(BIN)/devhost -addr $(DEV_HOST)
+	  IMGPIPE_BUCKET=imgpipe-local-images $(STACK) run -dir .stack/dev -- $(BIN)/devhost -addr $(DEV_HOST)
 
 demo: tools
 	@$(STACK) up $(STACK_FLAGS) -dir .stack/demo $(DEMO_PORTS)
@@ -174,11 +174,22 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The suite runs as a process group of its own (stack run, recorded in
+# .stack/test/pids/run.pid): a run killed before it could stop its tests
+# and emulators leaves them recorded, and the next run's stack up stops
+# them first, so its ports are free.
 test: lint openapi-lint deploy-check tools chromium
 	@start=$$(date +%s); \
 	  $(STACK) up $(STACK_FLAGS) -dir .stack/test $(TEST_PORTS) || exit 1; \
 	  trap '$(STACK) down $(STACK_FLAGS) -dir .stack/test' EXIT; \
-	  set -a; . .stack/test/env; set +a; export IMGPIPE_REQUIRE_EMULATORS=1; \
+	  $(STACK) run -dir .stack/test -- $(MAKE) --no-print-directory test-suite; rc=$$?; \
+	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \
+	  exit $$rc
+
+# make test's suite, on the emulators make test started.
+.PHONY: test-suite
+test-suite:
+	@set -a; . .stack/test/env; set +a; export IMGPIPE_REQUIRE_EMULATORS=1; \
 	  log=.stack/test/go-test.log; rc=0; \
 	  unit=$$(go list ./... | grep -v -x $(foreach p,$(E2E_PKGS),-e '$(MODULE)$(patsubst .%,%,$(p))')); \
 	  { go test -count=1 -race -v $$unit || rc=1; \
@@ -188,7 +199,6 @@ test: lint openapi-lint deploy-check tools chromium
 	  rc=$$(sed -n 's/^rc=//p' $$log.rc); \
 	  if grep -q -e '--- SKIP' $$log; then echo "make test: a test was skipped (see $$log): that fails the run"; rc=1; fi; \
 	  $(FUZZ) || rc=1; \
-	  echo "make test: $$(( $$(date +%s) - start ))s, exit $$rc"; \
 	  exit $$rc
 
 fuzz: tools

@@ -4,12 +4,18 @@
 // whose ID is written to DIR/pids/NAME.pid, each logging to DIR/logs/NAME.log.
 //
 //	stack up   -dir .stack/dev [-pubsub 8085 -firestore 8086 -gcs 4443 -tasks 8123]
+//	stack run  -dir .stack/dev -- COMMAND [ARG...]
 //	stack down -dir .stack/dev
 //	stack status -dir .stack/dev
 //
 // "up" returns once every emulator answers, and writes DIR/env with the
-// variables the clients read. "down" stops exactly the process groups it
-// started (SIGTERM, then SIGKILL after 10 s): never anything found by name.
+// variables the clients read. "run" runs a command that uses them (the
+// tests, the function host) in a process group of its own, recorded as
+// DIR/pids/run.pid while it runs, and passes SIGINT, SIGTERM and SIGHUP on
+// to it. "down" stops exactly the process groups recorded in DIR/pids
+// (SIGTERM, then SIGKILL after 10 s): never anything found by name. What a
+// run killed before it could stop them left there is stopped by the next
+// "up" (or "down"), so a rerun finds its ports free.
 package main
 
 import (
@@ -22,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -72,8 +79,21 @@ func main() {
 		if err == nil {
 			err = writeEnv(*dir, *project, services)
 		}
+	case "run":
+		var code int
+		var sig syscall.Signal
+		if code, sig, err = run(*dir, fs.Args()); err == nil {
+			if sig != 0 {
+				// Die of the same signal, so that a shell waiting for us
+				// sees it (and stops too, on SIGINT).
+				signal.Reset(sig)
+				_ = syscall.Kill(os.Getpid(), sig)
+				time.Sleep(time.Second)
+			}
+			os.Exit(code)
+		}
 	case "down":
-		err = down(*dir, services)
+		err = down(*dir)
 	case "status":
 		err = printStatus(*dir, services)
 	default:
@@ -87,6 +107,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: stack up|down|status [-dir DIR] [-bin DIR] [-project ID] [-pubsub P] [-firestore P] [-gcs P] [-tasks P]")
+	fmt.Fprintln(os.Stderr, "       stack run [-dir DIR] -- COMMAND [ARG...]")
 	os.Exit(2)
 }
 
@@ -99,12 +120,8 @@ func up(dir string, services []service, timeout time.Duration) error {
 			return err
 		}
 	}
-	// Leftovers of a run that did not stop cleanly are ours: stop them first.
-	if running := alive(dir, services); len(running) > 0 {
-		fmt.Printf("stopping leftovers of an earlier run in %s: %s\n", dir, strings.Join(running, ", "))
-		if err := down(dir, services); err != nil {
-			return err
-		}
+	if err := stopLeftovers(dir); err != nil {
+		return err
 	}
 	if err := checkTools(services); err != nil {
 		return err
@@ -119,7 +136,7 @@ func up(dir string, services []service, timeout time.Duration) error {
 	start := time.Now()
 	for _, s := range services {
 		if err := launch(dir, s); err != nil {
-			_ = down(dir, services)
+			_ = down(dir)
 			return err
 		}
 	}
@@ -138,7 +155,7 @@ func up(dir string, services []service, timeout time.Duration) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		_ = down(dir, services)
+		_ = down(dir)
 		return err
 	}
 	for i, s := range services {
@@ -207,26 +224,105 @@ func waitReady(ctx context.Context, dir string, s service) error {
 	}
 }
 
-func down(dir string, services []service) error {
-	errs := make([]error, len(services))
+// stopLeftovers stops what an earlier run that did not end cleanly left
+// recorded in dir: its emulators, and a command it ran.
+func stopLeftovers(dir string) error {
+	if running := alive(dir); len(running) > 0 {
+		fmt.Printf("stopping leftovers of an earlier run in %s: %s\n", dir, strings.Join(running, ", "))
+		return down(dir)
+	}
+	return nil
+}
+
+// down stops every process group recorded in dir/pids and removes its
+// record.
+func down(dir string) error {
+	names := recorded(dir)
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	for i, s := range services {
-		pid, ok := readPid(dir, s.name)
+	for i, name := range names {
+		pid, ok := readPid(dir, name)
 		if !ok {
+			_ = os.Remove(pidFile(dir, name))
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := stopGroup(pid); err != nil {
-				errs[i] = fmt.Errorf("%s (pid %d): %w", s.name, pid, err)
+				errs[i] = fmt.Errorf("%s (pid %d): %w", name, pid, err)
 				return
 			}
-			_ = os.Remove(pidFile(dir, s.name))
+			_ = os.Remove(pidFile(dir, name))
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// run runs argv in a process group of its own, recorded as dir/pids/run.pid
+// until it ends, and passes SIGINT, SIGTERM and SIGHUP on to the group. It
+// returns argv's exit code, or the signal that ended it. Whatever the
+// group still holds once its leader has exited is stopped.
+func run(dir string, argv []string) (code int, sig syscall.Signal, err error) {
+	if len(argv) == 0 {
+		return 0, 0, errors.New("no command to run")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "pids"), 0o755); err != nil {
+		return 0, 0, err
+	}
+	if pid, ok := readPid(dir, runName); ok && groupAlive(pid) {
+		fmt.Printf("stopping the leftover of an earlier run in %s (pid %d)\n", dir, pid)
+		if err := stopGroup(pid); err != nil {
+			return 0, 0, err
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	pid := cmd.Process.Pid
+	if err := os.WriteFile(pidFile(dir, runName), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		_ = stopGroup(pid)
+		return 0, 0, err
+	}
+	defer os.Remove(pidFile(dir, runName))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = syscall.Kill(-pid, s.(syscall.Signal))
+		case err := <-done:
+			_ = stopGroup(pid)
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()), ws.Signal(), nil
+				}
+				return exit.ExitCode(), 0, nil
+			}
+			return 0, 0, err
+		}
+	}
+}
+
+// runName is the record of the command run runs.
+const runName = "run"
+
+// recorded is the names of the process groups recorded in dir/pids.
+func recorded(dir string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "pids", "*.pid"))
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = strings.TrimSuffix(filepath.Base(f), ".pid")
+	}
+	return names
 }
 
 // stopGroup sends SIGTERM to the process group pid leads, waits up to 10 s
@@ -264,11 +360,12 @@ func readPid(dir, name string) (int, bool) {
 	return pid, err == nil && pid > 1
 }
 
-func alive(dir string, services []service) []string {
+// alive is the process groups recorded in dir that are still running.
+func alive(dir string) []string {
 	var out []string
-	for _, s := range services {
-		if pid, ok := readPid(dir, s.name); ok && groupAlive(pid) {
-			out = append(out, fmt.Sprintf("%s (pid %d)", s.name, pid))
+	for _, name := range recorded(dir) {
+		if pid, ok := readPid(dir, name); ok && groupAlive(pid) {
+			out = append(out, fmt.Sprintf("%s (pid %d)", name, pid))
 		}
 	}
 	return out
