@@ -209,23 +209,29 @@ fuzz: tools
 
 # Compression benchmark: corpus from Debian wallpaper packages, sharp from
 # npm into .bench/node (throwaway), both paths on the same files, one core.
+# Every figure lands in one results file, $(BENCH_RESULTS), which the
+# READMEs link to; .bench/ keeps the per-file figures.
+BENCH_RESULTS := functions/cmd/imgbench/RESULTS.md
 bench:
 	@go build -o $(BIN)/imgbench ./functions/cmd/imgbench
+	@mkdir -p .bench && rm -f .bench/compress.md .bench/resize.md .bench/go-bench.txt .bench/pipeline.txt
 	@functions/cmd/imgbench/corpus.sh .bench $(BIN)/imgbench
 	@if [ ! -d .bench/node/node_modules/sharp ]; then mkdir -p .bench/node && cd .bench/node \
 	  && npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error sharp@$(SHARP_VERSION) >/dev/null; fi
 	@rm -rf .bench/sharp-out && mkdir -p .bench/sharp-out
 	@echo "sharp $(SHARP_VERSION): compressing the corpus"
 	@cp functions/cmd/imgbench/sharp.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp.mjs ../corpus ../sharp-out $(BENCH_REPS) > ../sharp.json
-	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/table.md
+	@$(BIN)/imgbench -corpus .bench/corpus -sharp .bench/sharp.json -sharp-out .bench/sharp-out -reps $(BENCH_REPS) 2> .bench/files.txt | tee .bench/compress.md
 	@echo "(per-file figures: .bench/files.txt)"
 	@rm -rf .bench/sharp-resize-out && mkdir -p .bench/sharp-resize-out
 	@echo "sharp $(SHARP_VERSION): resizing the corpus"
 	@cp functions/cmd/imgbench/sharp-resize.mjs .bench/node/ && cd .bench/node && UV_THREADPOOL_SIZE=1 node sharp-resize.mjs ../corpus ../sharp-resize-out $(BENCH_REPS) > ../sharp-resize.json
-	@$(BIN)/imgbench -resize -corpus .bench/corpus -sharp .bench/sharp-resize.json -sharp-out .bench/sharp-resize-out -reps $(BENCH_REPS) 2> .bench/resize-files.txt | tee -a .bench/table.md
+	@$(BIN)/imgbench -resize -corpus .bench/corpus -sharp .bench/sharp-resize.json -sharp-out .bench/sharp-resize-out -reps $(BENCH_REPS) 2> .bench/resize-files.txt | tee .bench/resize.md
 	@echo "(per-file figures: .bench/resize-files.txt)"
-	@IMGPIPE_BENCH_CORPUS=$(CURDIR)/.bench/corpus go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework
+	@set -o pipefail; IMGPIPE_BENCH_CORPUS=$(CURDIR)/.bench/corpus go test -run='^$$' -bench=. -benchmem ./shared/jpegdct ./shared/imagework \
+	  | tee .bench/go-bench.txt
 	@$(MAKE) --no-print-directory bench-pipeline
+	@$(BIN)/imgbench -results $(BENCH_RESULTS) -from .bench -sharp-version $(SHARP_VERSION) && echo "results: $(BENCH_RESULTS)"
 
 # End to end on its own emulators: 1,000 images of a median-size corpus
 # photograph through a function host process of its own (its CPU outside
@@ -238,8 +244,8 @@ bench-pipeline: tools
 	  set -a; . .stack/bench/env; set +a; \
 	  img=$$(ls -S $(CURDIR)/.bench/corpus/*.jpg 2>/dev/null | awk '{a[NR]=$$0} END {if (NR) print a[int((NR+1)/2)]}'); \
 	  echo "pipeline benchmark image: $${img:-testdata/images/coffee.jpg}"; \
-	  set -o pipefail; IMGPIPE_BENCH_IMAGE=$$img IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='Pipeline1000|Upload' -benchtime=1x -timeout=30m ./functions \
-	  | grep -E '^(Benchmark|ok|FAIL|---)'
+	  set -o pipefail; mkdir -p .bench; IMGPIPE_BENCH_IMAGE=$$img IMGPIPE_REQUIRE_EMULATORS=1 go test -run='^$$' -bench='Pipeline1000|Upload' -benchtime=1x -timeout=30m ./functions \
+	  | tee .bench/pipeline.txt | grep -E '^(Benchmark|ok|FAIL|---)'
 
 # Load test: LOAD_IMAGES images of mixed kinds through a function host
 # process on its own emulators, one request; prints images/s, CPU per image

@@ -2,7 +2,9 @@
 // standard-library pixel path on a folder of real images, one core each,
 // and prints one table per image class: MP/s, output/input bytes and luma
 // SSIM to the decoded input, with ratios to sharp measured in the same run.
-// `make bench` fetches the corpus, runs sharp (sharp.mjs) and then this.
+// `make bench` fetches the corpus, runs sharp (sharp.mjs) and then this;
+// at its end, `imgbench -results` gathers everything it measured into the
+// results file (results.go).
 package main
 
 import (
@@ -65,7 +67,17 @@ func main() {
 	ppm := flag.String("ppm", "", "corpus.sh: write this image as a binary PPM to stdout (transparency on white)")
 	half := flag.Bool("half", false, "with -ppm: halve the image first (Lanczos), which washes out an earlier JPEG's artefacts")
 	resize := flag.Bool("resize", false, "print the resize table instead: -sharp and -sharp-out are sharp-resize.mjs's")
+	results := flag.String("results", "", "write the results file here from the outputs make bench left in -from")
+	from := flag.String("from", ".bench", "with -results: the folder of make bench's outputs")
+	sharpVersion := flag.String("sharp-version", "", "with -results: the sharp version the run used")
 	flag.Parse()
+	if *results != "" {
+		if err := writeResultsFile(*results, *from, thisRun(*sharpVersion)); err != nil {
+			fmt.Fprintln(os.Stderr, "imgbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *one != "" {
 		peak(*one, *path)
 		return
