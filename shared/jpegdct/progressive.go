@@ -40,12 +40,9 @@ type progPlan struct {
 }
 
 // progressiveScript is the scans after the DC one, as component, first and
-// last coefficient: luma in three bands, each chroma component whole.
-// Chosen on the bench corpus at quality 50 (total bytes; the DC-only
-// baseline of comparison is the same coefficients coded baseline, 100 %):
-// luma 1–5 + 6–63 96.0 %, luma 1–2 + 3–9 + 10–63 95.5 %, 1–9 + 10–63
-// 95.7 %, 1–3 + 4–12 + 13–63 96.0 %; chroma split in two bands changed
-// less than 0.1 %.
+// last coefficient: luma in three bands, each chroma component whole: the
+// split with the fewest total bytes over the bench corpus at quality 50
+// (README.md, "Why the constants").
 var progressiveScript = [][3]int{{0, 1, 2}, {0, 3, 9}, {2, 1, 63}, {1, 1, 63}, {0, 10, 63}}
 
 // planProgressive counts the progressive scans' symbols and returns the
