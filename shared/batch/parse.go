@@ -33,7 +33,7 @@ type Limits struct {
 }
 
 // DefaultLimits bound an upload: the defaults of shared/config's variables
-// and of functions/README.md. MaxBytes stays below the 32 MiB Cloud Run
+// and of functions/API.md. MaxBytes stays below the 32 MiB Cloud Run
 // accepts in one request.
 var DefaultLimits = Limits{
 	MaxBytes:        30 << 20,

@@ -11,16 +11,17 @@ import (
 	"github.com/imgpipe/imgpipe/shared/fault"
 )
 
-// The API reference lists every reason code and every upload limit.
+// The API reference (functions/API.md) lists every reason code and every
+// upload limit.
 func TestReferenceListsReasonsAndLimits(t *testing.T) {
-	b, err := os.ReadFile("../../functions/README.md")
+	b, err := os.ReadFile("../../functions/API.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(b)
 	for _, r := range batch.Reasons {
 		if !strings.Contains(doc, "| `"+r+"` |") {
-			t.Errorf("functions/README.md's table of reason codes lacks %s", r)
+			t.Errorf("functions/API.md's table of reason codes lacks %s", r)
 		}
 	}
 	if fault.ReasonOf(errors.New("no reason")) != batch.ReasonInternal {
@@ -32,7 +33,7 @@ func TestReferenceListsReasonsAndLimits(t *testing.T) {
 		"characters in a cell": "at most " + strconv.Itoa(lim.MaxFieldLength) + " characters",
 	} {
 		if !strings.Contains(doc, want) {
-			t.Errorf("functions/README.md does not say %q (%s)", want, what)
+			t.Errorf("functions/API.md does not say %q (%s)", want, what)
 		}
 	}
 }

@@ -110,9 +110,9 @@ func TestDevelopmentSecretsRefusedOutsideEmulators(t *testing.T) {
 	}
 }
 
-// The configuration table of functions/README.md lists every variable.
+// The configuration table of functions/OPERATING.md lists every variable.
 func TestREADMEListsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile("../../functions/README.md")
+	b, err := os.ReadFile("../../functions/OPERATING.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestREADMEListsEveryVariable(t *testing.T) {
 			def = "`" + v.Default + "`"
 		}
 		if row := "| `" + v.Name + "` | " + def + " | " + v.Doc + " |"; !strings.Contains(string(b), row+"\n") {
-			t.Errorf("README's configuration table lacks the row %s", row)
+			t.Errorf("functions/OPERATING.md's configuration table lacks the row %s", row)
 		}
 	}
 }
