@@ -178,25 +178,23 @@ func FuzzRecompress(f *testing.F) {
 
 // BenchmarkRecompress: the DCT path on the test photographs, quality 50.
 func BenchmarkRecompress(b *testing.B) {
-	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg"} {
-		in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Run(name, func(b *testing.B) {
-			b.SetBytes(int64(len(in)))
-			for b.Loop() {
-				if _, err := Recompress(in, Options{Quality: 50}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	onPhotographs(b, func(in []byte) error {
+		_, err := Recompress(in, Options{Quality: 50})
+		return err
+	})
 }
 
-// BenchmarkDecode: entropy decoding alone (the coefficients, no output),
-// an interleaved baseline photograph and a progressive one.
+// BenchmarkDecode: entropy decoding alone (the coefficients, no output).
 func BenchmarkDecode(b *testing.B) {
+	onPhotographs(b, func(in []byte) error {
+		_, err := Decode(in, Limits{})
+		return err
+	})
+}
+
+// onPhotographs runs f as a sub-benchmark on each test photograph: an
+// interleaved baseline one and a progressive one.
+func onPhotographs(b *testing.B, f func(in []byte) error) {
 	for _, name := range []string{"coffee.jpg", "rocket-progressive.jpg"} {
 		in, err := os.ReadFile(filepath.Join("..", "..", "testdata", "images", name))
 		if err != nil {
@@ -205,7 +203,7 @@ func BenchmarkDecode(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(in)))
 			for b.Loop() {
-				if _, err := Decode(in, Limits{}); err != nil {
+				if err := f(in); err != nil {
 					b.Fatal(err)
 				}
 			}
