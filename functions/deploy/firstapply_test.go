@@ -35,10 +35,16 @@ func dependencyGraph(blocks []tfBlock) map[string][]string {
 
 // reaches reports whether from depends, directly or through others, on to.
 func reaches(deps map[string][]string, from, to string) bool {
+	return reachesAny(deps, from, func(addr string) bool { return addr == to })
+}
+
+// reachesAny reports whether from is, or depends directly or through
+// others on, an address that target accepts.
+func reachesAny(deps map[string][]string, from string, target func(string) bool) bool {
 	seen := map[string]bool{}
 	var walk func(string) bool
 	walk = func(addr string) bool {
-		if addr == to {
+		if target(addr) {
 			return true
 		}
 		if seen[addr] {

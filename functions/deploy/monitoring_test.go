@@ -468,38 +468,14 @@ func evaluatedStrings(ctx *hcl.EvalContext, body *hclsyntax.Body) []string {
 	return out
 }
 
-// waitsForLogMetrics reports whether b refers, directly or through
-// locals, to a time_sleep that refers to a google_logging_metric.
+// waitsForLogMetrics reports whether b depends, directly or through
+// others, on a time_sleep that follows a google_logging_metric.
 func waitsForLogMetrics(blocks []tfBlock, b tfBlock) bool {
-	locals := map[string][]string{}
-	for _, lb := range blocks {
-		if lb.Type == "locals" {
-			for name, a := range lb.Body.Attributes {
-				locals["local."+name] = traversalRefs(a.Expr.Variables())
-			}
-		}
-	}
-	seen := map[string]bool{}
-	var reaches func(refs []string) bool
-	reaches = func(refs []string) bool {
-		for _, r := range refs {
-			if seen[r] {
-				continue
-			}
-			seen[r] = true
-			if strings.HasPrefix(r, "time_sleep.") {
-				if s, ok := find(blocks, "resource", "time_sleep", strings.TrimPrefix(r, "time_sleep.")); ok &&
-					slices.ContainsFunc(references(s.Body), func(x string) bool { return strings.HasPrefix(x, "google_logging_metric.") }) {
-					return true
-				}
-			}
-			if lr, ok := locals[r]; ok && reaches(lr) {
-				return true
-			}
-		}
-		return false
-	}
-	return reaches(references(b.Body))
+	deps := dependencyGraph(blocks)
+	return reachesAny(deps, b.Addr(), func(addr string) bool {
+		return strings.HasPrefix(addr, "time_sleep.") &&
+			slices.ContainsFunc(deps[addr], func(x string) bool { return strings.HasPrefix(x, "google_logging_metric.") })
+	})
 }
 
 // No alert policy (and no dashboard query resolved on saving) reads a
