@@ -70,21 +70,24 @@ well_formed() {
   [ -n "$2" ]
 }
 
-# versions lists a secret's versions (newest first) in one state, or in any
-# state with ANY; nothing when the secret does not exist yet, or Secret
-# Manager is not enabled yet (a new project). Any other failure
-# (credentials, rights) stops the deploy: taking it for "no secret" would
-# generate a new one.
-versions() {
-  local id out filter=()
+# exists reports whether a secret exists; not when Secret Manager is not
+# enabled yet (a new project). Any other failure (credentials, rights)
+# stops the deploy: taking it for "no secret" would generate a new one.
+exists() {
+  local id out
   id=$(secret_id "$1")
-  if ! out=$("$gcloud" secrets describe "$id" --project="$project" --format="value(name)" 2>&1); then
-    if grep -qE 'NOT_FOUND|SERVICE_DISABLED|has not been used|it is disabled' <<<"$out"; then return 0; fi
-    echo "deploy: reading secret $id: $out" >&2
-    return 1
-  fi
+  out=$("$gcloud" secrets describe "$id" --project="$project" --format="value(name)" 2>&1) && return 0
+  grep -qE 'NOT_FOUND|SERVICE_DISABLED|has not been used|it is disabled' <<<"$out" && return 1
+  echo "deploy: reading secret $id: $out" >&2
+  exit 1
+}
+
+# versions lists an existing secret's versions (newest first) in one
+# state, or in any state with ANY.
+versions() {
+  local filter=()
   [ "$2" = ANY ] || filter=(--filter="state=$2")
-  "$gcloud" secrets versions list "$id" --project="$project" "${filter[@]}" \
+  "$gcloud" secrets versions list "$(secret_id "$1")" --project="$project" "${filter[@]}" \
     --sort-by="~createTime" --format="value(name.basename())"
 }
 
@@ -95,7 +98,8 @@ value() {
 
 for s in webhook_secrets view_link_keys; do
   f=$(file_of "$s")
-  all=$(versions "$s" ANY)
+  all=
+  if exists "$s"; then all=$(versions "$s" ANY); fi
   if [ -z "$all" ]; then
     if [ ! -s "$f" ]; then
       (umask 077 && generate "$s" >"$f")
