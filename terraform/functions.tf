@@ -15,8 +15,8 @@
 # runtime and clients, rounded up to 256 MiB. With the defaults: 432 MiB
 # an image and 25 MiB a waiting input, 4 at once, 2304 MiB. compressImage
 # sets the Go soft memory limit to the same rule, and the upload's pixel
-# cap keeps an image's outputs within its share (functions/README.md,
-# Pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2
+# cap keeps an image's outputs within its share (functions/API.md, The
+# pixel cap). It gets 2 CPUs (the work is CPU-bound; Cloud Run needs 2
 # above 4 GiB), 4 above 8 GiB and 8 above 16 GiB (Cloud Run needs 6 above
 # 16 GiB, 8 above 24 GiB); plan fails above Cloud Run's 32 GiB. api holds
 # an upload's staged chunks (about 41 MB at the 100k-row limit) per

@@ -96,7 +96,7 @@ resource "google_logging_metric" "count" {
       content {
         key         = labels.value
         value_type  = "STRING"
-        description = "The image's reason code (functions/README.md)."
+        description = "The image's reason code (functions/API.md, Reason codes)."
       }
     }
   }

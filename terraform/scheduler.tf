@@ -1,6 +1,6 @@
 # The sweep: every few minutes Cloud Scheduler calls the sweep function as
 # the pusher account, which gets unfinished requests without progress moving
-# again (functions/README.md, "Nothing stays PENDING forever"). A run that
+# again (functions/PIPELINE.md, "Nothing stays PENDING forever"). A run that
 # fails is not retried: the next one comes within minutes.
 resource "google_cloud_scheduler_job" "sweep" {
   name             = "imgpipe-sweep"
